@@ -1,0 +1,90 @@
+"""Exact decimal arithmetic: the one context every computation runs in.
+
+Floats never enter: :data:`DECIMAL_CONTEXT` traps ``FloatOperation`` as well as invalid
+operations, division by zero and overflow.  Precision is generous (50 significant digits), so
+rounding only happens where a policy asks for it with ``round(x, step, mode)``; the few inexact
+results (like 1/3) are carried at that precision.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from decimal import Decimal
+
+DECIMAL_CONTEXT = decimal.Context(
+    prec=50,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=-999_999,
+    Emax=999_999,
+    traps=[
+        decimal.InvalidOperation,
+        decimal.DivisionByZero,
+        decimal.Overflow,
+        decimal.FloatOperation,
+    ],
+)
+
+MAX_DIGITS = 60
+MAX_EXPONENT = 100
+
+ROUNDING_MODES: dict[str, str] = {
+    "half_up": decimal.ROUND_HALF_UP,
+    "half_even": decimal.ROUND_HALF_EVEN,
+    "half_down": decimal.ROUND_HALF_DOWN,
+    "floor": decimal.ROUND_FLOOR,
+    "ceil": decimal.ROUND_CEILING,
+    "down": decimal.ROUND_DOWN,
+    "up": decimal.ROUND_UP,
+}
+
+_NUMBER = re.compile(r"[+-]?(\d[\d_]*)?(\.\d[\d_]*)?([eE][+-]?\d+)?")
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+
+
+class NumberSyntaxError(ValueError):
+    """Text is not an acceptable decimal number (malformed, too many digits, huge exponent)."""
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parse decimal text exactly, rejecting floats' specials and hostile sizes.
+
+    Accepts ``12``, ``-0.5``, ``1_000``, ``1e6``; rejects ``nan``, ``inf``, more than
+    :data:`MAX_DIGITS` digits, and exponents beyond ±:data:`MAX_EXPONENT`, *before* building a
+    Decimal, so ``1e999999999`` costs nothing.
+    """
+    stripped = text.strip()
+    match = _NUMBER.fullmatch(stripped)
+    if not stripped or match is None or not (match.group(1) or match.group(2)):
+        raise NumberSyntaxError(f"'{text}' is not a decimal number")
+    digits = sum(ch.isdigit() for ch in (match.group(1) or "") + (match.group(2) or ""))
+    if digits > MAX_DIGITS:
+        raise NumberSyntaxError(f"number has {digits} digits, the limit is {MAX_DIGITS}")
+    exponent_text = match.group(3)
+    if exponent_text:
+        exponent_digits = exponent_text[1:].lstrip("+-").lstrip("0")
+        if len(exponent_digits) > 3 or int(exponent_digits or "0") > MAX_EXPONENT:
+            raise NumberSyntaxError(
+                f"exponent in '{text}' is out of range, the limit is ±{MAX_EXPONENT}"
+            )
+    return Decimal(stripped.replace("_", ""))
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain (never scientific) text for a decimal, without a trailing '.0' or exponent."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def quantize_to_step(value: Decimal, step: Decimal, mode: str) -> Decimal:
+    """Round `value` to a multiple of `step` with a named mode (see :data:`ROUNDING_MODES`)."""
+    if step <= 0:
+        raise ValueError(f"rounding step must be positive, was {format_decimal(step)}")
+    units = (value / step).quantize(ONE, rounding=ROUNDING_MODES[mode], context=DECIMAL_CONTEXT)
+    return DECIMAL_CONTEXT.multiply(units, step)

@@ -1,0 +1,1 @@
+"""Policy files: reading YAML safely, validating structure, resolving `extends`."""

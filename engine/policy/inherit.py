@@ -1,0 +1,144 @@
+"""`extends`: read a policy and its ancestors, merge them key by key, keep every node's location.
+
+The child overrides the parent key by key: mappings merge recursively, lists (and scalars) are
+replaced whole, and an explicit `null` removes the parent's key.  Each merged node keeps the
+location of the file that supplied it, so diagnostics point at the right file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import PolicyError
+from engine.policy.packaged import policies_dir
+from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml_file
+from engine.source import Diagnostic, SourceFile, Span
+
+MAX_EXTENDS_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class LayeredSpans:
+    """Source maps of a policy and its ancestors, child first: the first layer that has a node owns it."""
+
+    layers: tuple[YamlDocument, ...]
+
+    def _owner(self, pointer: Pointer) -> YamlDocument | None:
+        for layer in self.layers:
+            if layer.spans.value_span(pointer) is not None:
+                return layer
+        return None
+
+    def value_span(self, pointer: Pointer) -> Span | None:
+        owner = self._owner(pointer)
+        return owner.spans.value_span(pointer) if owner else None
+
+    def key_span(self, pointer: Pointer) -> Span | None:
+        owner = self._owner(pointer)
+        return owner.spans.key_span(pointer) if owner else None
+
+    def nearest_span(self, pointer: Pointer) -> Span:
+        for length in range(len(pointer), -1, -1):
+            span = self.value_span(pointer[:length])
+            if span is not None:
+                return span
+        return self.layers[0].spans.nearest_span(())
+
+    def locate(self, pointer: Pointer, key: bool) -> Span:
+        """Span for a diagnostic: the key when asked and present, else the value, else nearest."""
+        if key:
+            span = self.key_span(pointer)
+            if span is not None:
+                return span
+        return self.value_span(pointer) or self.nearest_span(pointer)
+
+    def expression_origin(
+        self, pointer: Pointer
+    ) -> tuple[SourceFile, Any, Span]:
+        """(file, locate(line, column), fallback span) for parsing the expression at `pointer`."""
+        owner = self._owner(pointer) or self.layers[0]
+        spans = owner.spans
+
+        def locate(line: int, column: int) -> tuple[int, int] | None:
+            return spans.scalar_position(pointer, line, column)
+
+        fallback = spans.value_span(pointer) or spans.nearest_span(pointer)
+        return owner.source, locate, fallback
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedLayers:
+    data: dict[str, Any]
+    spans: LayeredSpans
+    chain: tuple[str, ...]  # paths, child first
+
+
+def merge(parent: Any, child: Any) -> Any:
+    """Merge `child` over `parent`: mappings recursively, everything else replaced; None deletes."""
+    if isinstance(parent, Mapping) and isinstance(child, Mapping):
+        merged = dict(parent)
+        for key, value in child.items():
+            if value is None:
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+        return merged
+    return child
+
+
+def resolve_reference(reference: str, base: Path) -> Path | None:
+    """A parent given as a relative path, or as the id of a shipped policy (or a sibling file)."""
+    candidates: list[Path] = []
+    if reference.endswith((".yaml", ".yml")) or "/" in reference:
+        candidates.append((base.parent / reference).resolve())
+    else:
+        candidates.append(base.parent / f"{reference}.yaml")
+        candidates.append(policies_dir() / f"{reference}.yaml")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_layers(path: Path) -> LoadedLayers:
+    """Read `path` and every ancestor it extends; raise PolicyError on a missing or cyclic parent."""
+    documents: list[YamlDocument] = []
+    seen: list[Path] = []
+    current: Path | None = path
+    while current is not None:
+        document = read_yaml_file(current)
+        documents.append(document)
+        seen.append(current.resolve())
+        data = document.data
+        reference = data.get("extends") if isinstance(data, Mapping) else None
+        if not isinstance(reference, str):
+            break
+        span = document.spans.value_span(("extends",))
+        parent = resolve_reference(reference, current)
+        if parent is None:
+            raise PolicyError(diagnostics=[Diagnostic(
+                "E400", f"cannot find the parent policy '{reference}'", span,
+                "give a shipped policy id (see `liqpolicy list`) or a path relative to this file",
+            )])
+        if parent.resolve() in seen:
+            names = " → ".join(p.name for p in [*seen, parent.resolve()])
+            raise PolicyError(diagnostics=[Diagnostic("E401", f"policies extend each other in a cycle: {names}", span)])
+        if len(documents) > MAX_EXTENDS_DEPTH:
+            raise PolicyError(diagnostics=[Diagnostic(
+                "E401", f"more than {MAX_EXTENDS_DEPTH} levels of extends", span)])
+        current = parent
+    merged: Any = {}
+    for document in reversed(documents):
+        data = document.data if document.data is not None else {}
+        merged = merge(merged, data) if isinstance(data, Mapping) else data
+    if isinstance(merged, Mapping):
+        merged = dict(merged)
+        merged.pop("extends", None)
+        if isinstance(documents[0].data, Mapping) and "extends" in documents[0].data:
+            merged["extends"] = documents[0].data["extends"]
+    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(str(p) for p in seen))

@@ -1,0 +1,446 @@
+"""YAML → schema → model → checked and compiled policy, collecting every problem on the way.
+
+The passes run in order and each reports all it finds; a later pass only runs on what the earlier
+ones could build, so one mistake is reported once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine.dsl import ast
+from engine.dsl.check import Scope, check_expression, did_you_mean
+from engine.dsl.compile import compile_program
+from engine.dsl.parser import parse_expression
+from engine.dsl.table import Table, interval_problems
+from engine.dsl.types import ANY, BOOL, NUMBER, STRING, RecordType, TableKey, TableType, Type
+from engine.errors import ExpressionError, PolicyError
+from engine.numbers import parse_decimal
+from engine.policy.inherit import LayeredSpans, LoadedLayers, read_layers
+from engine.policy.model import Definition, Example, Market, Policy, Source
+from engine.policy.packaged import policies_dir
+from engine.policy.schema import schema_diagnostics
+from engine.policy.vocabulary import POSITION_FIELDS, RESERVED_NAMES, build_roots
+from engine.policy.yaml_reader import Pointer
+from engine.source import Diagnostic, Span
+
+# Expressions outside `definitions`: where they live, the type they must have, what to call them.
+EXPRESSION_SLOTS: tuple[tuple[Pointer, Type, str], ...] = (
+    (("liquidation", "trigger"), BOOL, "the liquidation trigger"),
+)
+
+
+def resolve_policy_path(reference: str | Path) -> Path:
+    """A path as given, or the shipped policy with that id."""
+    path = Path(reference)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in str(reference):
+        return path
+    shipped = policies_dir() / f"{reference}.yaml"
+    return shipped if shipped.is_file() else path
+
+
+def digest_of(data: Any) -> str:
+    """Content digest of the merged policy data: formatting and comments do not change it."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _type_of_value(value: object) -> Type:
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, Decimal):
+        return NUMBER
+    return STRING
+
+
+def _literal_numbers(expr: ast.Expr) -> bool:
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Const) and isinstance(node.value, Decimal) and not isinstance(
+            node.value, bool
+        ) and node.value not in (0, 1):
+            return True
+        stack.extend(ast.children(node))
+    return False
+
+
+class _Builder:
+    def __init__(self, layers: LoadedLayers, path: Path) -> None:
+        self.data = layers.data
+        self.spans: LayeredSpans = layers.spans
+        self.layers = layers
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+        self.resolved: set[int] = set()
+
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint))
+
+    def warn(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, hint, severity="warning"))
+
+    def at(self, pointer: Pointer, key: bool = False) -> Span:
+        return self.spans.locate(pointer, key)
+
+    # -- sources -----------------------------------------------------------------------------
+    def sources(self) -> tuple[Source, ...]:
+        result: list[Source] = []
+        seen: set[str] = set()
+        for index, item in enumerate(self.data.get("sources", [])):
+            source = Source(
+                url=item["url"], title=item["title"], retrieved=item["retrieved"],
+                id=item.get("id"), note=item.get("note"),
+            )
+            if source.id is not None:
+                if source.id in seen:
+                    self.error("E408", f"source id '{source.id}' is used twice",
+                               self.at(("sources", index, "id")))
+                seen.add(source.id)
+            result.append(source)
+        return tuple(result)
+
+    def citation(self, pointer: Pointer, item: Mapping[str, Any], what: str, ids: set[str],
+                 warning_code: str | None) -> None:
+        source = item.get("source")
+        if source is not None and source not in ids:
+            self.error("E409", f"{what} cites unknown source '{source}'",
+                       self.at((*pointer, "source")),
+                       did_you_mean(source, ids) or "add it to `sources` with an `id`")
+        if warning_code and source is None and not item.get("assumption"):
+            self.warn(warning_code, f"{what} has neither `source` nor `assumption`",
+                      self.at(pointer, True),
+                      "cite where the numbers come from, or say they are an assumption")
+
+    # -- tables ------------------------------------------------------------------------------
+    def table(self, name: str, spec: Mapping[str, Any]) -> Table | None:
+        pointer: Pointer = ("tables", name)
+        keys: list[TableKey] = []
+        ok = True
+        rows: list[Mapping[str, Any]] = spec["rows"]
+        interval_keys = [k for k in spec["keys"] if k["kind"] == "interval"]
+        if len(interval_keys) > 1:
+            self.error("E406", f"table '{name}' has {len(interval_keys)} interval keys, at most one is allowed",
+                       self.at((*pointer, "keys")))
+            return None
+        required: list[str] = []
+        for key in spec["keys"]:
+            if key["kind"] == "interval":
+                required.append(f"min_{key['name']}")
+            else:
+                required.append(key["name"])
+        optional = {f"max_{k['name']}" for k in interval_keys}
+        first = rows[0]
+        columns = {c for c in first if c not in optional}
+        column_types: dict[str, Type] = {}
+        for index, row in enumerate(rows):
+            row_pointer = (*pointer, "rows", index)
+            for column in required:
+                if row.get(column) is None:
+                    self.error("E406", f"row {index + 1} of table '{name}' lacks key column '{column}'",
+                               self.at(row_pointer))
+                    ok = False
+            present = {c for c in row if c not in optional}
+            for column in sorted(columns - present - set(required)):
+                self.error("E406", f"row {index + 1} of table '{name}' lacks column '{column}'",
+                           self.at(row_pointer), "every row has the same columns")
+                ok = False
+            for column in sorted(present - columns):
+                self.error("E406", f"row {index + 1} of table '{name}' has column '{column}' that row 1 lacks",
+                           self.at((*row_pointer, column), True))
+                ok = False
+            for column, value in row.items():
+                if column == "tier":
+                    self.error("E406", "'tier' is reserved: lookups add each row's position as `tier`",
+                               self.at((*row_pointer, column), True))
+                    ok = False
+                    continue
+                if value is None:
+                    continue
+                found = _type_of_value(value)
+                expected = column_types.setdefault(column, found)
+                if expected != found:
+                    self.error("E406", f"column '{column}' of table '{name}' mixes {expected} and {found}",
+                               self.at((*row_pointer, column)))
+                    ok = False
+        for key in spec["keys"]:
+            column = key["name"] if key["kind"] == "exact" else f"min_{key['name']}"
+            key_type = column_types.get(column, NUMBER)
+            if key["kind"] == "interval" and key_type != NUMBER:
+                self.error("E406", f"interval key '{key['name']}' needs numbers in '{column}'",
+                           self.at((*pointer, "keys")))
+                ok = False
+            keys.append(TableKey(key["name"], key["kind"], key_type))
+        for interval in interval_keys:
+            column_types.setdefault(f"max_{interval['name']}", NUMBER)
+        if not ok:
+            return None
+        row_type = RecordType(f"row of table {name}", {**column_types, "tier": NUMBER})
+        table_type = TableType(name, tuple(keys), row_type)
+        for index, code, message in interval_problems(table_type, rows):
+            self.error(code, f"table '{name}': {message}", self.at((*pointer, "rows", index)))
+            ok = False
+        if not ok:
+            return None
+        numbered: list[dict[str, Any]] = []
+        counters: dict[tuple[object, ...], int] = {}
+        for row in rows:
+            group = tuple(row.get(k.name) for k in keys if k.kind == "exact")
+            counters[group] = counters.get(group, 0) + 1
+            numbered.append({**row, "tier": Decimal(counters[group])})
+        return Table(table_type, tuple(MappingProxyType(r) for r in numbered))
+
+    # -- markets -----------------------------------------------------------------------------
+    def markets(self, tables: Mapping[str, Table], source_ids: set[str]) -> tuple[dict[str, Market], TableType | None, dict[str, Type]]:
+        markets: dict[str, Market] = {}
+        tier_type: TableType | None = None
+        tier_owner = ""
+        parameter_names: set[str] | None = None
+        for symbol, spec in self.data.get("markets", {}).items():
+            pointer: Pointer = ("markets", symbol)
+            self.citation(pointer, spec, f"market '{symbol}'", source_ids, "W003")
+            tiers: Table | None = None
+            if "tiers" in spec:
+                tiers = tables.get(spec["tiers"])
+                if tiers is None:
+                    if spec["tiers"] not in self.data.get("tables", {}):
+                        self.error("E405", f"unknown table '{spec['tiers']}'", self.at((*pointer, "tiers")),
+                                   did_you_mean(spec["tiers"], self.data.get("tables", {})))
+                elif tier_type is None:
+                    tier_type, tier_owner = tiers.type, symbol
+                elif (tiers.type.keys, dict(tiers.type.row.fields)) != (tier_type.keys, dict(tier_type.row.fields)):
+                    self.error("E406", f"the tier table of '{symbol}' differs in keys or columns from the one of '{tier_owner}'",
+                               self.at((*pointer, "tiers")), "`market.tiers` must look the same in every market")
+            parameters = {k: parse_decimal(str(v)) for k, v in spec.get("parameters", {}).items()}
+            if parameter_names is None:
+                parameter_names = set(parameters)
+            elif set(parameters) != parameter_names:
+                differ = sorted(set(parameters) ^ parameter_names)
+                self.error("E406", f"market '{symbol}' parameters differ from the other markets' ({', '.join(differ)})",
+                           self.at((*pointer, "parameters"), True), "every market declares the same parameter names")
+            record: dict[str, Any] = {
+                "symbol": symbol, "kind": spec["kind"],
+                "contract_size": parse_decimal(str(spec["contract_size"])),
+                "tick_size": parse_decimal(str(spec["tick_size"])),
+                **parameters,
+            }
+            if tiers is not None:
+                record["tiers"] = tiers
+            markets[symbol] = Market(
+                symbol, spec["kind"], record["contract_size"], record["tick_size"], tiers,
+                MappingProxyType(parameters), MappingProxyType(record),
+            )
+        generic = None
+        if tier_type is not None:
+            generic = TableType("tiers", tier_type.keys, tier_type.row)
+        return markets, generic, {name: NUMBER for name in (parameter_names or set())}
+
+    # -- expressions -------------------------------------------------------------------------
+    def parse(self, pointer: Pointer, text: str) -> ast.Expr | None:
+        source, locate, fallback = self.spans.expression_origin(pointer)
+        try:
+            return parse_expression(text, source=source, locate=locate, fallback=fallback)
+        except ExpressionError as error:
+            self.diagnostics.extend(error.diagnostics)
+            return None
+
+    def definitions(self, roots: Mapping[str, Type], source_ids: set[str]) -> tuple[dict[str, Definition], Scope]:
+        raw = self.data.get("definitions", {})
+        parsed: dict[str, tuple[ast.Expr, Mapping[str, Any]]] = {}
+        for name, spec in raw.items():
+            item = spec if isinstance(spec, Mapping) else {"expr": spec}
+            pointer: Pointer = ("definitions", name, "expr") if isinstance(spec, Mapping) else ("definitions", name)
+            if name in RESERVED_NAMES or name in POSITION_FIELDS:
+                what = "a position field" if name in POSITION_FIELDS else "reserved"
+                self.error("E308", f"'{name}' cannot name a definition: it is {what}",
+                           self.at(("definitions", name), True))
+                continue
+            self.citation(("definitions", name), item, f"definition '{name}'", source_ids, None)
+            expr = self.parse(pointer, item["expr"])
+            if expr is not None:
+                parsed[name] = (expr, item)
+                if _literal_numbers(expr) and not item.get("source") and not item.get("assumption"):
+                    self.warn("W002", f"definition '{name}' contains numbers but neither `source` nor `assumption`",
+                              self.at(("definitions", name), True),
+                              "cite where the numbers come from, or say they are an assumption")
+        # Pass 1: resolve names with every definition typed `unknown`, to learn the references.
+        loose = Scope(roots, {name: ANY for name in raw})
+        graph: dict[str, list[tuple[str, Span]]] = {}
+        for name, (expr, _) in parsed.items():
+            graph[name] = [ref for ref in check_expression(expr, loose).references if ref[0] in parsed]
+        order, cyclic = self.topological(graph)
+        # Pass 2: check in dependency order with real types.
+        types: dict[str, Type] = {name: ANY for name in raw}
+        definitions: dict[str, Definition] = {}
+        for name in order:
+            expr, item = parsed[name]
+            checked = check_expression(expr, Scope(roots, types), what=f"definition '{name}'")
+            self.diagnostics.extend(checked.diagnostics)
+            self.resolved |= checked.definition_attributes
+            types[name] = checked.type if name not in cyclic else ANY
+            if not checked.diagnostics and name not in cyclic:
+                definitions[name] = Definition(
+                    name, expr, checked.type, self.at(("definitions", name), True),
+                    item.get("description"), item.get("unit"), item.get("source"), item.get("assumption"),
+                )
+        return definitions, Scope(roots, types)
+
+    def topological(self, graph: Mapping[str, list[tuple[str, Span]]]) -> tuple[list[str], set[str]]:
+        """Order definitions so each comes after what it uses; report each cycle once."""
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        cyclic: set[str] = set()
+        for root in graph:
+            if state.get(root):
+                continue
+            stack: list[tuple[str, int]] = [(root, 0)]
+            path: list[str] = [root]
+            state[root] = 1
+            while stack:
+                name, index = stack[-1]
+                edges = graph.get(name, [])
+                if index < len(edges):
+                    stack[-1] = (name, index + 1)
+                    target, span = edges[index]
+                    if state.get(target) == 1:
+                        cycle = path[path.index(target):] + [target]
+                        cyclic.update(cycle)
+                        self.error("E304", "definitions form a cycle: " + " → ".join(cycle), span,
+                                   "a definition cannot depend on itself, directly or through others")
+                    elif not state.get(target):
+                        state[target] = 1
+                        stack.append((target, 0))
+                        path.append(target)
+                else:
+                    stack.pop()
+                    path.pop()
+                    state[name] = 2
+                    order.append(name)
+        return order, cyclic
+
+    def slot_expressions(self, scope: Scope) -> dict[str, tuple[ast.Expr, Type]]:
+        result: dict[str, tuple[ast.Expr, Type]] = {}
+        for pointer, expected, what in EXPRESSION_SLOTS:
+            node: Any = self.data
+            for part in pointer:
+                node = node.get(part) if isinstance(node, Mapping) else None
+            if not isinstance(node, str):
+                continue
+            expr = self.parse(pointer, node)
+            if expr is None:
+                continue
+            checked = check_expression(expr, scope, expected=expected, what=what)
+            self.diagnostics.extend(checked.diagnostics)
+            self.resolved |= checked.definition_attributes
+            if not checked.diagnostics:
+                result[".".join(str(p) for p in pointer)] = (expr, checked.type)
+        return result
+
+    # -- examples ----------------------------------------------------------------------------
+    def examples(self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]) -> tuple[Example, ...]:
+        examples: list[Example] = []
+        for index, item in enumerate(self.data.get("examples", [])):
+            pointer: Pointer = ("examples", index)
+            before = len(self.diagnostics)
+            account = item["account"]
+
+            def locate(inner: Pointer, key: bool, base: Pointer = (*pointer, "account")) -> Span:
+                return self.at((*base, *inner), key)
+
+            self.diagnostics.extend(schema_diagnostics(account, "account.schema.json", locate))
+            for p_index, position in enumerate(account.get("positions", []) if isinstance(account.get("positions"), list) else []):
+                symbol = position.get("symbol") if isinstance(position, Mapping) else None
+                if isinstance(symbol, str) and symbol not in markets:
+                    self.error("E410", f"unknown symbol '{symbol}'",
+                               self.at((*pointer, "account", "positions", p_index, "symbol")),
+                               did_you_mean(symbol, markets) or "symbols are the keys of `markets`")
+            symbol = item.get("symbol")
+            if symbol is not None and symbol not in markets:
+                self.error("E410", f"unknown symbol '{symbol}'", self.at((*pointer, "symbol")),
+                           did_you_mean(symbol, markets))
+            for name in item["expect"].get("definitions", {}):
+                if name not in definitions:
+                    self.error("E300", f"unknown definition '{name}'",
+                               self.at((*pointer, "expect", "definitions", name), True),
+                               did_you_mean(name, definitions))
+            if "trigger" in item["expect"] and not isinstance(self.data.get("liquidation", {}).get("trigger"), str):
+                self.error("E411", "the example expects a trigger but the policy has no `liquidation.trigger`",
+                           self.at((*pointer, "expect", "trigger"), True))
+            self.citation(pointer, item, f"example '{item['name']}'", source_ids, None)
+            if len(self.diagnostics) == before:
+                tolerance = item.get("tolerance")
+                examples.append(Example(
+                    name=item["name"], account=account, expect=item["expect"],
+                    span=self.at(pointer), symbol=symbol,
+                    tolerance=parse_decimal(str(tolerance)) if tolerance is not None else None,
+                    description=item.get("description"), source=item.get("source"), index=index,
+                ))
+        return tuple(examples)
+
+    # -- everything --------------------------------------------------------------------------
+    def build(self) -> Policy | None:
+        self.diagnostics.extend(schema_diagnostics(self.data, "policy.schema.json", self.at))
+        if any(d.severity == "error" for d in self.diagnostics):
+            return None
+        sources = self.sources()
+        source_ids = {s.id for s in sources if s.id}
+        tables: dict[str, Table] = {}
+        for name, spec in self.data.get("tables", {}).items():
+            self.citation(("tables", name), spec, f"table '{name}'", source_ids, "W001")
+            table = self.table(name, spec)
+            if table is not None:
+                tables[name] = table
+        markets, tier_type, parameters = self.markets(tables, source_ids)
+        roots = build_roots(
+            tier_table=tier_type, market_parameters=parameters,
+            tables={name: table.type for name, table in tables.items()},
+        )
+        definitions, scope = self.definitions(roots, source_ids)
+        expressions = self.slot_expressions(scope)
+        examples = self.examples(markets, scope.definitions, source_ids)
+        if any(d.severity == "error" for d in self.diagnostics):
+            return None
+        program = compile_program(
+            {name: (d.expr, d.type) for name, d in definitions.items()},
+            expressions, frozenset(self.resolved), filename=f"<policy {self.path}>",
+            statics={"tables": MappingProxyType(dict(tables))},
+        )
+        data = self.data
+        return Policy(
+            id=data["id"], title=data["title"], path=str(self.path), digest=digest_of(data),
+            description=data.get("description"), extends=data.get("extends"),
+            chain=self.layers.chain, sources=sources,
+            markets=MappingProxyType(markets), tables=MappingProxyType(tables),
+            definitions=MappingProxyType(definitions),
+            expressions=MappingProxyType(dict(program.expressions)), program=program,
+            scope=scope, examples=examples,
+            data=MappingProxyType(data),
+            warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
+        )
+
+
+def check_policy(reference: str | Path) -> tuple[Policy | None, list[Diagnostic]]:
+    """Load a policy and return it (None when invalid) with every diagnostic, warnings included."""
+    path = resolve_policy_path(reference)
+    try:
+        layers = read_layers(path)
+    except PolicyError as error:
+        return None, list(error.diagnostics)
+    builder = _Builder(layers, path)
+    policy = builder.build()
+    return policy, builder.diagnostics
+
+
+def load_policy(reference: str | Path) -> Policy:
+    """Load, check and compile a policy file (or shipped policy id); raise PolicyError if invalid."""
+    policy, diagnostics = check_policy(reference)
+    if policy is None:
+        raise PolicyError(diagnostics=diagnostics)
+    return policy
+

@@ -1,0 +1,94 @@
+"""The loaded, checked and compiled policy: immutable values, safe to share between threads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from engine.dsl import ast
+from engine.dsl.check import Scope
+from engine.dsl.compile import CompiledExpression, Program
+from engine.dsl.table import Table
+from engine.dsl.types import Type
+from engine.source import Diagnostic, Span
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    url: str
+    title: str
+    retrieved: str
+    id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A contract: its specification, tier table and parameters, as `market.*` sees them."""
+
+    symbol: str
+    kind: str
+    contract_size: Decimal
+    tick_size: Decimal
+    tiers: Table | None
+    parameters: Mapping[str, Decimal]
+    record: Mapping[str, Any] = field(repr=False)  # the static part of the `market` record
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    name: str
+    expr: ast.Expr
+    type: Type
+    span: Span
+    description: str | None = None
+    unit: str | None = None
+    source: str | None = None
+    assumption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A worked example kept in the policy file, run by `liqpolicy test`."""
+
+    name: str
+    account: Mapping[str, Any]
+    expect: Mapping[str, Any]
+    span: Span
+    symbol: str | None = None
+    tolerance: Decimal | None = None
+    description: str | None = None
+    source: str | None = None
+    index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A policy ready to run: every expression parsed, checked and compiled once."""
+
+    id: str
+    title: str
+    path: str
+    digest: str
+    description: str | None
+    extends: str | None
+    chain: tuple[str, ...]
+    sources: tuple[Source, ...]
+    markets: Mapping[str, Market]
+    tables: Mapping[str, Table]
+    definitions: Mapping[str, Definition]
+    expressions: Mapping[str, CompiledExpression]
+    program: Program = field(repr=False)
+    scope: Scope = field(repr=False)
+    examples: tuple[Example, ...] = field(repr=False)
+    data: Mapping[str, Any] = field(repr=False)
+    warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)
+
+    @property
+    def trigger(self) -> CompiledExpression:
+        return self.expressions["liquidation.trigger"]
+
+    def definition(self, name: str) -> CompiledExpression:
+        return self.program.definitions[name]

@@ -1,0 +1,47 @@
+"""Locate data shipped with liqpolicy: the JSON Schemas and the shipped policies.
+
+In a wheel they live inside the package (`engine/schemas`, `engine/policies`, force-included at
+build time from the top-level folders); in a source checkout or editable install they are the
+top-level `schemas/` and `policies/` themselves.  One source of truth either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _data_dir(name: str) -> Path:
+    inside = _PACKAGE / name
+    if inside.is_dir():
+        return inside
+    return _PACKAGE.parent / name
+
+
+def schemas_dir() -> Path:
+    return _data_dir("schemas")
+
+
+def policies_dir() -> Path:
+    return _data_dir("policies")
+
+
+@functools.cache
+def schema_text(name: str) -> str:
+    return (schemas_dir() / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Parse a packaged schema (cached; callers must not mutate it)."""
+    data: dict[str, Any] = json.loads(schema_text(name))
+    return data
+
+
+def shipped_policy_paths() -> list[Path]:
+    """Every shipped policy file, sorted by name."""
+    return sorted(policies_dir().glob("*.yaml"))

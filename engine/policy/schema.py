@@ -1,0 +1,139 @@
+"""JSON Schema validation whose errors become located, readable diagnostics.
+
+jsonschema reports where in the *data* a problem is; the source map turns that into a place in
+the YAML file.  Messages are rewritten per keyword so they say what was found and what was
+expected, with a did-you-mean for misspelled keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from engine.dsl.check import did_you_mean
+from engine.policy.packaged import load_schema
+from engine.source import Diagnostic, Span
+
+Pointer = tuple[str | int, ...]
+Locate = Callable[[Pointer, bool], Span]  # (pointer, want the key's span) -> span
+
+
+def _validator(name: str) -> Draft202012Validator:
+    schema = load_schema(name)
+    return Draft202012Validator(schema, format_checker=None)
+
+
+def _where(pointer: Pointer) -> str:
+    if not pointer:
+        return "at the top level"
+    text = ""
+    for part in pointer:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return f"in {text}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, Decimal | int):
+        return str(value)
+    if isinstance(value, str):
+        return f"'{value}'" if len(value) <= 40 else f"'{value[:37]}...'"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, list):
+        return " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+    return _TYPE_NAMES.get(expected, str(expected))
+
+
+def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
+    """For anyOf/oneOf, report the alternative that got furthest instead of the union."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        best = jsonschema.exceptions.best_match(error.context)
+        if best is not None:
+            yield from _leaf_errors(best)
+            return
+    yield error
+
+
+def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
+    pointer: Pointer = tuple(error.absolute_path)
+    keyword = error.validator
+    value = error.instance
+    where = _where(pointer)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if keyword == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else "?"
+        return Diagnostic("E101", f"missing required key '{missing}' {where}",
+                          locate(pointer, bool(pointer)))
+    if keyword == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        extras = [k for k in value if k not in allowed] if isinstance(value, Mapping) else []
+        key = extras[0] if extras else "?"
+        hint = did_you_mean(key, allowed) or (
+            "allowed keys: " + ", ".join(allowed) if allowed else None
+        )
+        return Diagnostic("E102", f"unknown key '{key}' {where}", locate((*pointer, key), True), hint)
+    if keyword == "type":
+        return Diagnostic(
+            "E103",
+            f"expected {_type_name(error.validator_value)} {where}, found {_show(value)}",
+            locate(pointer, False),
+        )
+    if keyword == "enum":
+        options = [str(o) for o in error.validator_value]
+        hint = did_you_mean(str(value), options) if isinstance(value, str) else None
+        return Diagnostic(
+            "E104", f"{_show(value)} is not allowed {where}; expected one of "
+            + ", ".join(f"'{o}'" for o in options),
+            locate(pointer, False), hint,
+        )
+    if keyword == "pattern":
+        description = schema.get("description", "")
+        return Diagnostic(
+            "E104", f"{_show(value)} is not a valid value {where}", locate(pointer, False),
+            description.split(":")[0] if description else None,
+        )
+    if keyword == "propertyNames":
+        return Diagnostic("E104", f"{_show(value)} is not a valid name {where}",
+                          locate((*pointer, str(value)), True),
+                          "names are lowercase letters, digits and underscores")
+    if keyword in ("minItems", "minLength", "minProperties"):
+        return Diagnostic("E104", f"{where} must not be empty", locate(pointer, False))
+    if keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        return Diagnostic("E104", f"{_show(value)} is out of range {where}: {error.message}",
+                          locate(pointer, False))
+    return Diagnostic("E100", f"{error.message} {where}", locate(pointer, False))
+
+
+def schema_diagnostics(data: Any, schema_name: str, locate: Locate) -> list[Diagnostic]:
+    """Validate `data` against a packaged schema; every violation as a located diagnostic."""
+    diagnostics: list[Diagnostic] = []
+    for error in _validator(schema_name).iter_errors(data):
+        for leaf in _leaf_errors(error):
+            diagnostics.append(_diagnostic(leaf, locate))
+    return diagnostics

@@ -1,0 +1,101 @@
+"""The standard input names every policy's expressions may read.
+
+These are the shapes of accounts, positions and market data (documented in docs/accounts.md);
+they are generic: any exchange's rules are written against the same vocabulary.  The policy adds
+its own names on top: definitions, `tables.<name>`, `market.tiers` and per-market parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine.dsl.types import (
+    NUMBER,
+    STRING,
+    ListType,
+    RecordType,
+    StringType,
+    TableType,
+    Type,
+)
+
+SIDES = frozenset({"long", "short"})
+MARGIN_MODES = frozenset({"isolated", "cross"})
+CONTRACT_KINDS = frozenset({"linear", "inverse"})
+
+POSITION_FIELDS: dict[str, tuple[Type, str]] = {
+    "symbol": (STRING, "market symbol, e.g. BTCUSDT"),
+    "side": (StringType(SIDES), '"long" or "short"'),
+    "size": (NUMBER, "position size in contracts of the policy's market (never negative)"),
+    "entry_price": (NUMBER, "average entry price"),
+    "leverage": (NUMBER, "leverage chosen for the position"),
+    "margin_mode": (StringType(MARGIN_MODES), '"isolated" or "cross"'),
+    "isolated_margin": (
+        NUMBER,
+        "margin held by an isolated position (defaults to notional at entry / leverage)",
+    ),
+}
+
+ACCOUNT_FIELDS: dict[str, tuple[Type, str]] = {
+    "id": (STRING, "account identifier"),
+    "wallet_balance": (NUMBER, "futures wallet balance (cross collateral), settlement currency"),
+}
+
+MARKET_DATA_FIELDS: dict[str, tuple[Type, str]] = {
+    "mark_price": (NUMBER, "mark price"),
+    "last_price": (NUMBER, "last traded price"),
+    "index_price": (NUMBER, "index (spot) price"),
+    "previous_mark_price": (NUMBER, "mark price one step earlier (for jump surcharges)"),
+    "book_depth": (NUMBER, "order-book depth now, in settlement currency"),
+    "average_book_depth": (NUMBER, "average order-book depth, same unit as book_depth"),
+    "funding_rate": (NUMBER, "current funding rate per funding interval"),
+}
+
+MARKET_SPEC_FIELDS: dict[str, tuple[Type, str]] = {
+    "symbol": (STRING, "market symbol"),
+    "kind": (StringType(CONTRACT_KINDS), '"linear" (USDT-margined) or "inverse" (coin-margined)'),
+    "contract_size": (NUMBER, "base units per contract (linear) or quote value per contract"),
+    "tick_size": (NUMBER, "price increment"),
+}
+
+
+def _record(name: str, fields: Mapping[str, tuple[Type, str]], **extra: Type) -> RecordType:
+    types = {key: value for key, (value, _) in fields.items()}
+    types.update(extra)
+    return RecordType(name, types, descriptions={k: d for k, (_, d) in fields.items()})
+
+
+def position_type() -> RecordType:
+    return _record("position", POSITION_FIELDS)
+
+
+def build_roots(
+    *,
+    tier_table: TableType | None = None,
+    market_parameters: Mapping[str, Type] | None = None,
+    tables: Mapping[str, TableType] | None = None,
+    with_definitions: bool = True,
+) -> dict[str, Type]:
+    """The root names (`position`, `account`, `market`, `tables`) and their record types."""
+    position = RecordType(
+        "position",
+        {key: value for key, (value, _) in POSITION_FIELDS.items()},
+        with_definitions=with_definitions,
+        descriptions={k: d for k, (_, d) in POSITION_FIELDS.items()},
+    )
+    account = _record("account", ACCOUNT_FIELDS, positions=ListType(position))
+    market_fields: dict[str, Type] = {k: v for k, (v, _) in MARKET_SPEC_FIELDS.items()}
+    market_fields.update({k: v for k, (v, _) in MARKET_DATA_FIELDS.items()})
+    if tier_table is not None:
+        market_fields["tiers"] = tier_table
+    market_fields.update(market_parameters or {})
+    market = RecordType("market", market_fields)
+    roots: dict[str, Type] = {"position": position, "account": account, "market": market}
+    roots["tables"] = RecordType("tables", dict(tables or {}))
+    return roots
+
+
+RESERVED_NAMES = frozenset(
+    {"position", "account", "market", "tables", "if", "then", "else", "and", "or", "not",
+     "true", "false", "for", "in", "where"}
+)

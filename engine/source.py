@@ -1,0 +1,170 @@
+"""Source files, spans and diagnostics: the one place where positions are converted and rendered.
+
+Lines and columns are 1-based everywhere in liqpolicy (lark's convention); PyYAML's 0-based marks
+are converted when the YAML layer builds a :class:`Span`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A named text that diagnostics point into (a policy file, or `<expr>` for the CLI)."""
+
+    path: str
+    text: str = field(repr=False)
+
+    def line(self, number: int) -> str:
+        """Return line `number` (1-based) without its newline, or '' when out of range."""
+        lines = self.text.splitlines()
+        return lines[number - 1] if 1 <= number <= len(lines) else ""
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """Return the 1-based (line, column) of a character offset."""
+        offset = max(0, min(offset, len(self.text)))
+        line = self.text.count("\n", 0, offset) + 1
+        start = self.text.rfind("\n", 0, offset) + 1
+        return line, offset - start + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file: start inclusive, end exclusive, 1-based lines and columns."""
+
+    source: SourceFile = field(repr=False, compare=False)
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @property
+    def path(self) -> str:
+        return self.source.path
+
+    def location(self) -> str:
+        return f"{self.source.path}:{self.line}:{self.column}"
+
+    def shift(self, target: Span, text_offsets: tuple[int, int] | None = None) -> Span:
+        """Re-anchor a span measured inside an embedded text (an expression) into `target`.
+
+        `self` is relative to the expression text (line 1 = the first line of the expression);
+        `target` is where that text starts in the outer file.  Used to map DSL positions into
+        YAML positions.
+        """
+        del text_offsets
+
+        def move(line: int, column: int) -> tuple[int, int]:
+            if line == 1:
+                return target.line, target.column + column - 1
+            return target.line + line - 1, column
+
+        line, column = move(self.line, self.column)
+        end_line, end_column = move(self.end_line, self.end_column)
+        return Span(target.source, line, column, end_line, end_column)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in user input, whatever the layer that found it.
+
+    Exceptions carry diagnostics; rendering is separate (:func:`render_text`, :func:`to_json`).
+    """
+
+    code: str
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    severity: Severity = "error"
+    path: str | None = None  # used when there is no span (e.g. an unreadable file)
+
+    @property
+    def location_path(self) -> str:
+        if self.span is not None:
+            return self.span.path
+        return self.path or "<input>"
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        if self.span is None:
+            return (self.location_path, 0, 0, self.code)
+        return (self.span.path, self.span.line, self.span.column, self.code)
+
+    def as_dict(self) -> dict[str, object]:
+        span = self.span
+        return {
+            "path": self.location_path,
+            "line": span.line if span else None,
+            "column": span.column if span else None,
+            "end_line": span.end_line if span else None,
+            "end_column": span.end_column if span else None,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Sort by file and position and drop exact duplicates, keeping the first of each."""
+    seen: set[tuple[object, ...]] = set()
+    unique: list[Diagnostic] = []
+    for diagnostic in sorted(diagnostics, key=Diagnostic.sort_key):
+        key = (*diagnostic.sort_key(), diagnostic.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(diagnostic)
+    return unique
+
+
+def render_text(diagnostic: Diagnostic) -> str:
+    """Render GNU style: `path:line:col: error[CODE]: message`, the source line, a caret, a hint."""
+    span = diagnostic.span
+    head = f"{diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}"
+    if span is None:
+        lines = [f"{diagnostic.location_path}: {head}"]
+    else:
+        lines = [f"{span.location()}: {head}"]
+        source_line = span.source.line(span.line)
+        if source_line or span.source.text:
+            gutter = str(span.line)
+            pad = " " * len(gutter)
+            prefix = source_line[: span.column - 1].expandtabs()
+            if span.end_line == span.line:
+                width = max(1, span.end_column - span.column)
+            else:
+                width = max(1, len(source_line) - span.column + 1)
+            marked = source_line[span.column - 1 : span.column - 1 + width].expandtabs()
+            width = max(1, min(len(marked), width)) if marked else 1
+            lines.append(f" {gutter} | {source_line.expandtabs()}")
+            lines.append(f" {pad} | {' ' * len(prefix)}^{'~' * (width - 1)}")
+    if diagnostic.hint:
+        lines.append(f"hint: {diagnostic.hint}")
+    return "\n".join(lines)
+
+
+def render_all(diagnostics: Sequence[Diagnostic]) -> str:
+    """Render many diagnostics separated by blank lines, followed by a count."""
+    blocks = [render_text(d) for d in diagnostics]
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    warnings = len(diagnostics) - errors
+    summary = f"{errors} error{'s' if errors != 1 else ''}"
+    if warnings:
+        summary += f", {warnings} warning{'s' if warnings != 1 else ''}"
+    return "\n\n".join([*blocks, summary]) if blocks else ""
+
+
+def to_json(diagnostics: Sequence[Diagnostic]) -> str:
+    return json.dumps([d.as_dict() for d in diagnostics], indent=2)
+
+
+def span_of_offsets(source: SourceFile, start: int, end: int) -> Span:
+    """Build a span from 0-based character offsets into `source`."""
+    line, column = source.position(start)
+    end_line, end_column = source.position(end)
+    return Span(source, line, column, end_line, end_column)
