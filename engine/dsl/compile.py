@@ -18,7 +18,7 @@ from typing import Any
 
 from engine.dsl import ast, builtins
 from engine.dsl.reference import Definitions, evaluate_definition_reference, evaluate_reference
-from engine.dsl.runtime import Frame, Value
+from engine.dsl.runtime import ROOTS, Frame, Value
 from engine.dsl.types import Type
 from engine.errors import EvaluationError
 from engine.numbers import DECIMAL_CONTEXT
@@ -51,7 +51,7 @@ class _Generator:
             case ast.Name(name=name):
                 if name in bound:
                     return bound[name]
-                if name in ("position", "account", "market"):
+                if name in ROOTS:
                     return f"F.{name}"
                 if name in self.definitions.statics:
                     return self.constant(self.definitions.statics[name])

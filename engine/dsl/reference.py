@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.dsl import ast, builtins
 from engine.dsl.printer import print_expression
-from engine.dsl.runtime import Frame, Value, show_value
+from engine.dsl.runtime import ROOTS, Frame, Value, show_value
 from engine.dsl.table import Table
 from engine.errors import EvaluationError
 from engine.numbers import DECIMAL_CONTEXT
@@ -81,7 +81,7 @@ class _Walker:
             case ast.Name(name=name):
                 if name in bound:
                     return bound[name]
-                if name in ("position", "account", "market"):
+                if name in ROOTS:
                     value = frame.root(name)
                     if value is None:
                         raise self.fail(f"no {name} in scope", node, "E503")

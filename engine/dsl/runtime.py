@@ -16,6 +16,9 @@ from engine.numbers import format_decimal
 Value: TypeAlias = Any  # Decimal | bool | str | record mapping | list of records | Table
 Record: TypeAlias = Mapping[str, Any]
 
+# Root names a frame carries; the policy layer decides their record types.
+ROOTS = frozenset({"position", "account", "market", "order"})
+
 
 class EvaluationContext:
     """One evaluation of one account: its positions' frames share this context."""
@@ -41,7 +44,7 @@ class EvaluationContext:
 class Frame:
     """Inputs visible to an expression, plus the memo of evaluated definitions."""
 
-    __slots__ = ("account", "cache", "context", "market", "position")
+    __slots__ = ("account", "cache", "context", "market", "order", "position")
 
     def __init__(
         self,
@@ -49,15 +52,23 @@ class Frame:
         account: Record,
         market: Record | None,
         context: EvaluationContext | None = None,
+        order: Record | None = None,
     ) -> None:
         self.position = position
         self.account = account
         self.market = market
+        self.order = order
         self.cache: dict[str, Value] = {}
         self.context = context if context is not None else EvaluationContext(account, {})
 
     def root(self, name: str) -> Value:
-        return {"position": self.position, "account": self.account, "market": self.market}[name]
+        if name == "position":
+            return self.position
+        if name == "account":
+            return self.account
+        if name == "market":
+            return self.market
+        return self.order
 
 
 def frame(

@@ -1,4 +1,4 @@
-"""Generic interval/exact-key tables: Binance brackets and HTX ladders are both just tables.
+"""Generic interval/exact-key tables: notional brackets and adjustment-factor ladders alike.
 
 A row matches when every exact key equals the lookup value and the interval key lies in
 ``[min_<key>, max_<key>)`` (a missing ``max_<key>`` means unbounded).  Rows are first-match; at

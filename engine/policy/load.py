@@ -25,15 +25,17 @@ from engine.numbers import parse_decimal
 from engine.policy.inherit import LayeredSpans, LoadedLayers, read_layers
 from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
+from engine.policy.procedure import (
+    DEFAULT_BANKRUPTCY,
+    REQUIRED_DEFINITIONS,
+    build_procedure,
+    expression_locations,
+    key_of,
+)
 from engine.policy.schema import schema_diagnostics
 from engine.policy.vocabulary import POSITION_FIELDS, RESERVED_NAMES, build_roots
 from engine.policy.yaml_reader import Pointer
 from engine.source import Diagnostic, Span
-
-# Expressions outside `definitions`: where they live, the type they must have, what to call them.
-EXPRESSION_SLOTS: tuple[tuple[Pointer, Type, str], ...] = (
-    (("liquidation", "trigger"), BOOL, "the liquidation trigger"),
-)
 
 
 def resolve_policy_path(reference: str | Path) -> Path:
@@ -137,7 +139,7 @@ class _Builder:
                 required.append(key["name"])
         optional = {f"max_{k['name']}" for k in interval_keys}
         first = rows[0]
-        columns = {c for c in first if c not in optional}
+        columns = {c for c in first if c not in optional} | set(required)
         column_types: dict[str, Type] = {}
         for index, row in enumerate(rows):
             row_pointer = (*pointer, "rows", index)
@@ -326,20 +328,29 @@ class _Builder:
 
     def slot_expressions(self, scope: Scope) -> dict[str, tuple[ast.Expr, Type]]:
         result: dict[str, tuple[ast.Expr, Type]] = {}
-        for pointer, expected, what in EXPRESSION_SLOTS:
-            node: Any = self.data
-            for part in pointer:
-                node = node.get(part) if isinstance(node, Mapping) else None
-            if not isinstance(node, str):
-                continue
-            expr = self.parse(pointer, node)
+        locations = expression_locations(self.data)
+        liquidation = self.data.get("liquidation", {})
+        if "margin_balance" in scope.definitions and not isinstance(liquidation.get("bankruptcy"), str):
+            locations.append((("liquidation", "bankruptcy"), DEFAULT_BANKRUPTCY, BOOL, "the bankruptcy condition"))
+        for pointer, text, expected, what in locations:
+            expr = self.parse(pointer, text)
             if expr is None:
                 continue
             checked = check_expression(expr, scope, expected=expected, what=what)
             self.diagnostics.extend(checked.diagnostics)
             self.resolved |= checked.definition_attributes
             if not checked.diagnostics:
-                result[".".join(str(p) for p in pointer)] = (expr, checked.type)
+                result[key_of(pointer)] = (expr, checked.type)
+        if liquidation.get("steps"):
+            for name in REQUIRED_DEFINITIONS:
+                if name not in scope.definitions:
+                    self.error("E412", f"a policy with liquidation steps needs the definition '{name}'",
+                               self.at(("liquidation", "steps"), True),
+                               "the engine reads it for results and statements; see docs/mechanics.md")
+            for index, step in enumerate(liquidation["steps"]):
+                if step["kind"] == "reduce" and "quantity" not in step:
+                    self.error("E413", f"step '{step['name']}' reduces but has no `quantity`",
+                               self.at(("liquidation", "steps", index)))
         return result
 
     # -- examples ----------------------------------------------------------------------------
@@ -419,7 +430,7 @@ class _Builder:
             markets=MappingProxyType(markets), tables=MappingProxyType(tables),
             definitions=MappingProxyType(definitions),
             expressions=MappingProxyType(dict(program.expressions)), program=program,
-            scope=scope, examples=examples,
+            scope=scope, examples=examples, procedure=build_procedure(data),
             data=MappingProxyType(data),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
         )

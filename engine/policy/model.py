@@ -12,6 +12,7 @@ from engine.dsl.check import Scope
 from engine.dsl.compile import CompiledExpression, Program
 from engine.dsl.table import Table
 from engine.dsl.types import Type
+from engine.policy.procedure import Procedure
 from engine.source import Diagnostic, Span
 
 
@@ -83,12 +84,17 @@ class Policy:
     program: Program = field(repr=False)
     scope: Scope = field(repr=False)
     examples: tuple[Example, ...] = field(repr=False)
+    procedure: Procedure = field(repr=False)
     data: Mapping[str, Any] = field(repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)
 
     @property
     def trigger(self) -> CompiledExpression:
         return self.expressions["liquidation.trigger"]
+
+    def expression(self, key: str | None) -> CompiledExpression | None:
+        """The compiled expression at a dotted location, or None when the policy has none."""
+        return self.expressions.get(key) if key is not None else None
 
     def definition(self, name: str) -> CompiledExpression:
         return self.program.definitions[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from engine.dsl.types import (
+    BOOL,
     NUMBER,
     STRING,
     ListType,
@@ -51,6 +52,20 @@ MARKET_DATA_FIELDS: dict[str, tuple[Type, str]] = {
     "funding_rate": (NUMBER, "current funding rate per funding interval"),
 }
 
+ORDER_FIELDS: dict[str, tuple[Type, str]] = {
+    "quantity": (NUMBER, "contracts this liquidation order closes"),
+    "notional": (NUMBER, "notional of the closed contracts at the mark price"),
+    "fill_price": (NUMBER, "price the order executes at (known to fees and settlement)"),
+    "bankruptcy_price": (NUMBER, "bankruptcy price of the position before the order"),
+    "is_partial": (BOOL, "true when the order leaves part of the position open"),
+    "step": (NUMBER, "1-based number of the order within the liquidation"),
+    "margin_before": (NUMBER, "margin balance of the liquidated unit before the order"),
+    "remaining_margin": (
+        NUMBER,
+        "margin left after the order (read by `surplus_to_insurance_fund` after a full liquidation)",
+    ),
+}
+
 MARKET_SPEC_FIELDS: dict[str, tuple[Type, str]] = {
     "symbol": (STRING, "market symbol"),
     "kind": (StringType(CONTRACT_KINDS), '"linear" (USDT-margined) or "inverse" (coin-margined)'),
@@ -90,12 +105,17 @@ def build_roots(
         market_fields["tiers"] = tier_table
     market_fields.update(market_parameters or {})
     market = RecordType("market", market_fields)
-    roots: dict[str, Type] = {"position": position, "account": account, "market": market}
+    roots: dict[str, Type] = {
+        "position": position,
+        "account": account,
+        "market": market,
+        "order": _record("order", ORDER_FIELDS),
+    }
     roots["tables"] = RecordType("tables", dict(tables or {}))
     return roots
 
 
 RESERVED_NAMES = frozenset(
-    {"position", "account", "market", "tables", "if", "then", "else", "and", "or", "not",
+    {"position", "account", "market", "order", "tables", "if", "then", "else", "and", "or", "not",
      "true", "false", "for", "in", "where"}
 )

@@ -1,0 +1,193 @@
+"""Account input: validated against schemas/account.schema.json and the policy, read exactly.
+
+Numbers arrive as YAML/JSON numbers (read as decimals from their text) or numeric strings; a
+Python float is refused rather than silently rounded.  Every problem names the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.dsl.runtime import EvaluationContext
+from engine.errors import EngineError, InputError, PolicyError
+from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.policy.model import Policy
+from engine.policy.schema import Pointer, schema_diagnostics
+from engine.policy.yaml_reader import SourceMap, read_yaml_file
+from engine.source import Diagnostic, Span
+
+_NUMBER_FIELDS = ("size", "entry_price", "isolated_margin", "leverage")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A validated account: positions and market data as exact records for the policy."""
+
+    id: str
+    wallet_balance: Decimal
+    positions: tuple[Mapping[str, Any], ...]
+    market: Mapping[str, Mapping[str, Decimal]]
+    source: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The account in the documented JSON form (numbers as strings)."""
+        return {
+            "id": self.id,
+            "wallet_balance": str(self.wallet_balance),
+            "positions": [{k: str(v) for k, v in p.items()} for p in self.positions],
+            "market": {s: {k: str(v) for k, v in m.items()} for s, m in self.market.items()},
+        }
+
+
+def _locator(spans: SourceMap | None, path: str) -> Any:
+    def locate(pointer: Pointer, key: bool) -> Span | None:
+        if spans is None:
+            return None
+        if key:
+            found = spans.key_span(pointer)
+            if found is not None:
+                return found
+        return spans.value_span(pointer) or spans.nearest_span(pointer)
+
+    return locate
+
+
+def _where(pointer: Pointer) -> str:
+    text = ""
+    for part in pointer:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _floats(data: Any, pointer: Pointer = ()) -> list[Pointer]:
+    if isinstance(data, float):
+        return [pointer]
+    if isinstance(data, Mapping):
+        return [p for k, v in data.items() for p in _floats(v, (*pointer, str(k)))]
+    if isinstance(data, list):
+        return [p for i, v in enumerate(data) for p in _floats(v, (*pointer, i))]
+    return []
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise NumberSyntaxError(f"'{value}' is not a decimal number")
+    return parse_decimal(str(value))
+
+
+def parse_account(
+    data: Any,
+    policy: Policy,
+    *,
+    spans: SourceMap | None = None,
+    path: str = "<account>",
+) -> Account:
+    """Validate and convert account data; raise InputError listing every problem."""
+    locate = _locator(spans, path)
+    diagnostics: list[Diagnostic] = []
+
+    def problem(code: str, message: str, pointer: Pointer, hint: str | None = None) -> None:
+        diagnostics.append(Diagnostic(code, message, locate(pointer, False), hint, path=path))
+
+    for pointer in _floats(data):
+        problem("E601", f"{_where(pointer)} is a binary float; pass the number as text or JSON",
+                pointer, "floats cannot hold most decimals exactly, e.g. 0.1")
+    if diagnostics:
+        raise InputError(diagnostics=diagnostics)
+
+    def schema_locate(pointer: Pointer, key: bool) -> Span:
+        return locate(pointer, key)  # type: ignore[no-any-return]  # None is fine: rendered by path
+
+    found = schema_diagnostics(data, "account.schema.json", schema_locate)
+    diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]
+    if diagnostics:
+        raise InputError(diagnostics=diagnostics)
+    market: dict[str, dict[str, Decimal]] = {
+        symbol: {name: _number(value) for name, value in fields.items()}
+        for symbol, fields in data.get("market", {}).items()
+    }
+    positions: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for index, raw in enumerate(data["positions"]):
+        symbol = raw["symbol"]
+        if symbol not in policy.markets:
+            from engine.dsl.check import did_you_mean  # noqa: PLC0415  # only on the error path
+
+            problem("E602", f"unknown symbol '{symbol}' in positions[{index}].symbol",
+                    ("positions", index, "symbol"),
+                    did_you_mean(symbol, policy.markets) or
+                    "policy markets: " + ", ".join(policy.markets))
+            continue
+        if symbol not in market:
+            problem("E603", f"no market data for '{symbol}' (needed by positions[{index}])",
+                    ("market",) if "market" in data else (), f"add market.{symbol}.mark_price")
+        key = (symbol, raw["side"])
+        if key in seen:
+            problem("E604", f"positions[{index}] repeats {symbol} {raw['side']} of positions[{seen[key]}]",
+                    ("positions", index), "one-way positions: one per symbol and side")
+        seen[key] = index
+        position: dict[str, Any] = {
+            "symbol": symbol, "side": raw["side"], "margin_mode": raw["margin_mode"],
+        }
+        for name in _NUMBER_FIELDS:
+            if name in raw:
+                position[name] = _number(raw[name])
+        positions.append(position)
+    if diagnostics:
+        raise InputError(diagnostics=diagnostics)
+    account = Account(
+        id=str(data.get("id", "account")),
+        wallet_balance=_number(data["wallet_balance"]),
+        positions=tuple(positions),
+        market=market,
+        source=data,
+    )
+    return _with_default_margins(account, policy, locate, path)
+
+
+def _with_default_margins(account: Account, policy: Policy, locate: Any, path: str) -> Account:
+    """Fill `isolated_margin` of isolated positions that omit it: notional at entry / leverage."""
+    missing = [
+        i for i, p in enumerate(account.positions)
+        if p["margin_mode"] == "isolated" and "isolated_margin" not in p
+    ]
+    if not missing:
+        return account
+    if "notional" not in policy.program.definitions:
+        raise InputError(diagnostics=[Diagnostic(
+            "E605", f"positions[{i}] needs isolated_margin: the policy has no `notional` to derive it",
+            locate(("positions", i), False), path=path) for i in missing])
+    positions = [dict(p) for p in account.positions]
+    for index in missing:
+        position = positions[index]
+        market = {**policy.markets[position["symbol"]].record,
+                  **account.market.get(position["symbol"], {}), "mark_price": position["entry_price"]}
+        context = EvaluationContext({"positions": [position], "wallet_balance": account.wallet_balance},
+                                    {position["symbol"]: market})
+        try:
+            notional = policy.program.definitions["notional"](context.frame_for(position))
+        except EngineError as error:
+            raise InputError(diagnostics=[Diagnostic(
+                "E605", f"cannot derive isolated_margin of positions[{index}]: {error}",
+                locate(("positions", index), False), path=path)]) from None
+        position["isolated_margin"] = notional / position["leverage"]
+    return Account(account.id, account.wallet_balance, tuple(positions), account.market, account.source)
+
+
+def read_account_file(path: str | Path, policy: Policy) -> Account:
+    """Read a JSON or YAML account file (numbers exact), located diagnostics on error."""
+    try:
+        document = read_yaml_file(path)
+    except PolicyError as error:
+        raise InputError(diagnostics=error.diagnostics) from None
+    return parse_account(document.data, policy, spans=document.spans, path=str(path))
+
+
+def accounts_from(items: Sequence[Any], policy: Policy) -> list[Account]:
+    return [item if isinstance(item, Account) else parse_account(item, policy) for item in items]

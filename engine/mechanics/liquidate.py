@@ -1,0 +1,309 @@
+"""The liquidation procedure: run the policy's steps on one unit until the trigger stops holding.
+
+A unit is an isolated position (its own margin) or all cross positions of an account (the cross
+wallet).  Each order closes contracts at the policy's fill price, settles the trader at the
+policy's settlement price, charges the policy's fees, and consumes margin in the policy's order;
+what the margin cannot cover becomes the shortfall handed to the loss waterfall.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine.dsl.runtime import Frame
+from engine.mechanics.prices import bankruptcy_price
+from engine.mechanics.state import AccountState, Evaluator
+from engine.mechanics.statement import LineItem, Order, Statement, event_id, reconcile
+from engine.mechanics.trace import subject_of
+from engine.numbers import ZERO, format_decimal
+from engine.policy.procedure import Step
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    name: str
+    kind: str
+    status: str  # executed | skipped | no effect | not reached
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    statement: Statement
+    steps: tuple[StepRecord, ...]
+    takeover_result: Decimal  # to (positive) or from (negative) the insurance fund
+    fees_to: Mapping[str, Decimal]  # recipient -> amount
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "statement": self.statement.as_dict(),
+            "steps": [s.as_dict() for s in self.steps],
+            "takeover_result": format_decimal(self.takeover_result),
+            "fees_to": {k: format_decimal(v) for k, v in sorted(self.fees_to.items())},
+        }
+
+
+class _Unit:
+    """The positions being liquidated together and the balance that backs them."""
+
+    def __init__(self, state: AccountState, positions: list[dict[str, Any]]) -> None:
+        self.state = state
+        self.positions = positions
+        self.cross = positions[0]["margin_mode"] == "cross"
+        first = positions[0]
+        self.name = "cross" if self.cross else f"{first['symbol']} {first['side']} isolated"
+        self.balance_name = "cross_wallet" if self.cross else f"isolated_margin:{first['symbol']} {first['side']}"
+
+    @property
+    def margin(self) -> Decimal:
+        if self.cross:
+            return self.state.wallet_balance
+        return Decimal(self.positions[0]["isolated_margin"]) if self.positions else ZERO
+
+    def set_margin(self, value: Decimal, position: dict[str, Any]) -> None:
+        if self.cross:
+            self.state.wallet_balance = value
+        else:
+            position["isolated_margin"] = value
+
+    def open_positions(self) -> list[dict[str, Any]]:
+        return [p for p in self.positions if p in self.state.positions]
+
+
+class _Run:
+    def __init__(self, evaluator: Evaluator, state: AccountState, unit: _Unit) -> None:
+        self.evaluator = evaluator
+        self.policy = evaluator.policy
+        self.procedure = evaluator.policy.procedure
+        self.state = state
+        self.unit = unit
+        self.orders: list[Order] = []
+        self.items: list[LineItem] = []
+        self.records: list[StepRecord] = []
+        self.takeover = ZERO
+        self.fees_to: dict[str, Decimal] = {}
+
+    def frame(self, position: Mapping[str, Any], order: Mapping[str, Any] | None = None) -> Frame:
+        context = self.evaluator.context(self.state)
+        return self.evaluator.frame(context, position, order)
+
+    def largest(self) -> dict[str, Any] | None:
+        open_positions = self.unit.open_positions()
+        if not open_positions:
+            return None
+        return max(open_positions, key=lambda p: self.evaluator.definition("notional", self.frame(p)))
+
+    def triggered(self) -> bool:
+        position = self.largest()
+        if position is None:
+            return False
+        return bool(self.evaluator.expression("liquidation.trigger", self.frame(position)))
+
+    def pnl(self, position: Mapping[str, Any], quantity: Decimal, price: Decimal) -> Decimal:
+        context = self.evaluator.context(self.state)
+        frame = context.frame_for(position)
+        market = {**(frame.market or {}), "mark_price": price}
+        probe = Frame({**position, "size": quantity}, context.account, market, context)
+        value: Decimal = self.policy.program.definitions["unrealized_pnl"](probe)
+        return value
+
+    def notional(self, position: Mapping[str, Any], quantity: Decimal) -> Decimal:
+        context = self.evaluator.context(self.state)
+        frame = context.frame_for(position)
+        probe = Frame({**position, "size": quantity}, context.account, frame.market, context)
+        value: Decimal = self.policy.program.definitions["notional"](probe)
+        return value
+
+    def execute(self, position: dict[str, Any], quantity: Decimal, step: Step | None, label: str) -> None:
+        number = len(self.orders) + 1
+        symbol, side = position["symbol"], position["side"]
+        mark: Decimal = self.state.market[symbol]["mark_price"]
+        frame = self.frame(position)
+        margin_before: Decimal = self.evaluator.definition("margin_balance", frame)
+        bankrupt = bankruptcy_price(self.evaluator, self.state, position).price
+        is_partial = quantity < position["size"]
+        order: dict[str, Any] = {
+            "quantity": quantity, "notional": self.notional(position, quantity),
+            "is_partial": is_partial, "step": Decimal(number), "margin_before": margin_before,
+        }
+        if bankrupt is not None:
+            order["bankruptcy_price"] = bankrupt
+        fill = mark
+        if self.procedure.fill_price:
+            fill = self.evaluator.expression(self.procedure.fill_price, self.frame(position, order), "fill")
+        order["fill_price"] = fill
+        settle = fill
+        if self.procedure.settlement_price:
+            settle = self.evaluator.expression(self.procedure.settlement_price, self.frame(position, order), "settlement")
+        pnl_mark = self.pnl(position, quantity, mark)
+        pnl_settle = self.pnl(position, quantity, settle)
+        pnl_fill = self.pnl(position, quantity, fill)
+        slippage = pnl_settle - pnl_mark
+        charged: list[tuple[str, str, Decimal, str]] = []
+        order_frame = self.frame(position, order)
+        for fee in self.procedure.fees:
+            if fee.when and not self.evaluator.expression(fee.when, order_frame):
+                continue
+            amount = max(ZERO, self.evaluator.expression(fee.amount, order_frame, "fee"))
+            charged.append((fee.name, fee.kind, amount, fee.to))
+        # Consume margin in the policy's order; gains first add to what is available.
+        available = self.unit.margin + max(ZERO, pnl_mark) + max(ZERO, slippage)
+        collected: dict[str, Decimal] = {}
+        consumed: list[tuple[str, Decimal]] = []
+        shortfall = ZERO
+        for category in self.procedure.consumption_order:
+            if category == "fees":
+                total = ZERO
+                for name, _, amount, _ in charged:
+                    take = min(amount, available)
+                    collected[name] = take
+                    available -= take
+                    total += take
+                consumed.append(("fees", total))
+            else:
+                owed = max(ZERO, -pnl_mark) if category == "loss" else max(ZERO, -slippage)
+                take = min(owed, available)
+                available -= take
+                shortfall += owed - take
+                consumed.append((category, take))
+        fees = tuple((n, k, a, collected.get(n, ZERO), to) for n, k, a, to in charged)
+        for name, _, _, taken, to in fees:
+            self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
+        self.takeover += pnl_fill - pnl_settle
+        record = Order(
+            number, label, symbol, side, quantity, is_partial, mark, fill, settle, bankrupt,
+            pnl_mark, slippage, fees, tuple(consumed), shortfall, pnl_fill - pnl_settle,
+            margin_before, available,
+        )
+        self.orders.append(record)
+        balance = self.unit.balance_name
+        self.items.append(LineItem("pnl_at_mark", f"closed {format_decimal(quantity)} {symbol} {side} at mark",
+                                   pnl_mark, balance, number))
+        self.items.append(LineItem("slippage", "settlement price vs mark", slippage, balance, number))
+        for name, _, amount, taken, to in fees:
+            waived = amount - taken
+            detail = f"charged {format_decimal(amount)}" + (f", waived {format_decimal(waived)}" if waived else "")
+            self.items.append(LineItem("fee", name, -taken, balance, number, f"{detail}; to {to}"))
+        if shortfall:
+            self.items.append(LineItem("shortfall", "loss past bankruptcy, to the loss waterfall",
+                                       shortfall, balance, number))
+        position["size"] = position["size"] - quantity
+        self.unit.set_margin(available, position)
+        if position["size"] == 0:
+            self.state.positions.remove(position)
+        self.evaluator.note("order", label, f"closed {format_decimal(quantity)} at {format_decimal(fill)}",
+                            subject_of(frame))
+
+    def offset(self, step: Step) -> str:
+        done = []
+        for position in list(self.unit.open_positions()):
+            if position["side"] != "long":
+                continue
+            other = next((p for p in self.unit.open_positions()
+                          if p["symbol"] == position["symbol"] and p["side"] == "short"), None)
+            if other is None:
+                continue
+            quantity = min(position["size"], other["size"])
+            self.execute(position, quantity, step, step.name)
+            self.execute(other, quantity, step, step.name)
+            done.append(f"{position['symbol']} {format_decimal(quantity)}")
+        return "offset " + ", ".join(done) if done else "no opposite positions to offset"
+
+    def run_step(self, step: Step) -> StepRecord:
+        position = self.largest()
+        if position is None:
+            return StepRecord(step.name, step.kind, "not reached", "nothing left to liquidate")
+        if step.when and not self.evaluator.expression(step.when, self.frame(position)):
+            return StepRecord(step.name, step.kind, "skipped", "condition is false")
+        if step.kind == "cancel_orders":
+            return StepRecord(step.name, step.kind, "no effect", "open orders are not modelled")
+        if step.kind == "offset_opposite":
+            detail = self.offset(step)
+            return StepRecord(step.name, step.kind, "executed" if detail.startswith("offset ") else "no effect", detail)
+        closed = ZERO
+        orders = 0
+        for _ in range(step.repeat if step.kind == "reduce" else 1_000):
+            position = self.largest()
+            if position is None or not self.triggered():
+                break
+            if step.kind == "reduce":
+                assert step.quantity is not None
+                wanted = self.evaluator.expression(step.quantity, self.frame(position), "quantity")
+                quantity = min(max(ZERO, wanted), position["size"])
+            else:
+                quantity = position["size"]
+            if quantity == 0:
+                break
+            self.execute(position, quantity, step, step.name)
+            closed += quantity
+            orders += 1
+        if not orders:
+            return StepRecord(step.name, step.kind, "no effect", "nothing to close")
+        return StepRecord(step.name, step.kind, "executed",
+                          f"{orders} order{'s' if orders != 1 else ''}, {format_decimal(closed)} contracts")
+
+
+def liquidate(
+    evaluator: Evaluator, state: AccountState, positions: list[dict[str, Any]], inputs: Any
+) -> Liquidation:
+    """Liquidate one unit of `state` in place and return its statement."""
+    unit = _Unit(state, positions)
+    run = _Run(evaluator, state, unit)
+    starting = unit.margin
+    run.items.append(LineItem("starting_margin", "margin before liquidation", starting, unit.balance_name))
+    for step in evaluator.policy.procedure.steps:
+        if not run.triggered():
+            run.records.append(StepRecord(step.name, step.kind, "not reached", "trigger no longer holds"))
+            continue
+        run.records.append(run.run_step(step))
+        evaluator.note("step", step.name, run.records[-1].status)
+    if run.triggered():
+        closed = ZERO
+        while (position := run.largest()) is not None and run.triggered():
+            closed += position["size"]
+            run.execute(position, position["size"], None, "close the rest")
+        run.records.append(StepRecord("close the rest", "close", "executed",
+                                      f"trigger still held after the last step; closed {format_decimal(closed)}"))
+    fully = not unit.open_positions()
+    surplus = ZERO
+    remaining = ZERO if fully or unit.cross else unit.margin
+    final = unit.margin if (fully or unit.cross) else ZERO
+    if fully and run.orders:
+        rule = evaluator.policy.procedure.surplus_to_insurance_fund
+        if rule and final > 0:
+            last = run.orders[-1]
+            order = {"quantity": last.quantity, "fill_price": last.fill_price, "is_partial": False,
+                     "step": Decimal(last.number), "margin_before": last.margin_before,
+                     "remaining_margin": final, "notional": ZERO}
+            probe = Frame({"symbol": last.symbol, "side": last.side, "size": ZERO,
+                           "margin_mode": "cross" if unit.cross else "isolated"},
+                          {"positions": []}, evaluator.context(state).markets.get(last.symbol), None, order)
+            surplus = min(final, max(ZERO, evaluator.expression(rule, probe, "surplus")))
+        if surplus:
+            run.items.append(LineItem("surplus_to_insurance_fund", "remaining margin kept by the insurance fund",
+                                      -surplus, unit.balance_name))
+        final -= surplus
+        if unit.cross:
+            state.wallet_balance = final
+        else:
+            state.wallet_balance += final
+    elif unit.cross:
+        state.wallet_balance = final
+    run.items.append(LineItem("final_balance", "returned to the trader" if not unit.cross else "cross wallet after",
+                              final, unit.balance_name))
+    items = tuple(run.items)
+    error = reconcile(items, final, remaining)
+    shortfall = sum((o.shortfall for o in run.orders), ZERO)
+    statement = Statement(
+        event_id=event_id(evaluator.policy.digest, unit.name, inputs), unit=unit.name,
+        balance=unit.balance_name, starting_margin=starting, orders=tuple(run.orders), items=items,
+        surplus_to_insurance_fund=surplus, shortfall=shortfall, final_balance=final,
+        remaining_margin=remaining, fully_liquidated=fully, reconciliation_error=error,
+    )
+    return Liquidation(statement, tuple(run.records), run.takeover, dict(run.fees_to))

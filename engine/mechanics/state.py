@@ -1,0 +1,87 @@
+"""A working copy of an account and the evaluator that runs the policy against it.
+
+Liquidation changes the account (positions shrink, margin moves), so each change builds a fresh
+evaluation context: definitions are memoized per context, never across changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from engine.dsl.reference import evaluate_definition_reference, evaluate_reference
+from engine.dsl.runtime import EvaluationContext, Frame, Value
+from engine.mechanics.accounts import Account
+from engine.mechanics.trace import Trace, subject_of
+from engine.policy.model import Policy
+
+class AccountState:
+    """Mutable state of one account during an evaluation or a liquidation."""
+
+    __slots__ = ("id", "market", "positions", "wallet_balance")
+
+    def __init__(self, account: Account) -> None:
+        self.id = account.id
+        self.wallet_balance = account.wallet_balance
+        self.positions: list[dict[str, Any]] = [dict(p) for p in account.positions]
+        self.market: dict[str, dict[str, Decimal]] = {s: dict(m) for s, m in account.market.items()}
+
+    def snapshot(self) -> Account:
+        return Account(self.id, self.wallet_balance, tuple(dict(p) for p in self.positions),
+                       {s: dict(m) for s, m in self.market.items()})
+
+class Evaluator:
+    """Evaluates a policy's definitions and expressions for an account state.
+
+    Compiled code by default; with a :class:`Trace`, the reference evaluator runs instead and
+    records every definition with the values it read.
+    """
+
+    def __init__(self, policy: Policy, trace: Trace | None = None) -> None:
+        self.policy = policy
+        self.trace = trace
+        if trace is not None:
+            trace.definition_spans.update({n: d.span for n, d in policy.definitions.items()})
+        self._market_records: dict[str, Mapping[str, Any]] = {}
+
+    def context(
+        self, state: AccountState, overrides: Mapping[str, Mapping[str, Decimal]] | None = None
+    ) -> EvaluationContext:
+        """A fresh context over the state's current positions, with optional market overrides."""
+        markets: dict[str, Mapping[str, Any]] = {}
+        for symbol, market in self.policy.markets.items():
+            data = state.market.get(symbol, {})
+            extra = overrides.get(symbol) if overrides else None
+            markets[symbol] = {**market.record, **data, **(extra or {})}
+        account = {"id": state.id, "wallet_balance": state.wallet_balance, "positions": state.positions}
+        return EvaluationContext(account, markets)
+
+    def frame(self, context: EvaluationContext, position: Mapping[str, Any],
+              order: Mapping[str, Any] | None = None) -> Frame:
+        frame = context.frame_for(position)
+        if order is not None:
+            frame = Frame(position, context.account, frame.market, context, order)
+        return frame
+
+    def definition(self, name: str, frame: Frame) -> Value:
+        if self.trace is None:
+            return self.policy.program.definitions[name](frame)
+        compiled = self.policy.program.definitions[name]
+        return evaluate_definition_reference(name, frame, compiled.definitions,
+                                             tracer=self.trace.definition)
+
+    def expression(self, key: str, frame: Frame, what: str = "expression") -> Value:
+        compiled = self.policy.expressions[key]
+        if self.trace is None:
+            return compiled(frame)
+        value = evaluate_reference(compiled.expr, frame, compiled.definitions,
+                                   tracer=self.trace.definition)
+        self.trace.add("condition" if isinstance(value, bool) else what, key, value,
+                       compiled.expr.span, subject_of(frame))
+        return value
+
+    def note(self, kind: str, name: str, text: str, subject: str | None = None) -> None:
+        if self.trace is not None:
+            self.trace.add(kind, name, text, None, subject)
+

@@ -1,0 +1,159 @@
+"""The liquidation procedure a policy declares, as plain values the mechanics read.
+
+Expressions stay in :attr:`Policy.expressions`, keyed by their dotted location
+(`liquidation.steps.0.quantity`); these records only say which key to evaluate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine.dsl.types import BOOL, NUMBER, Type
+from engine.numbers import parse_decimal
+
+# Where expressions live outside `definitions`, the type each must have, and what to call it.
+# `*` stands for any list index.
+EXPRESSION_SLOTS: tuple[tuple[tuple[str, ...], Type, str], ...] = (
+    (("liquidation", "trigger"), BOOL, "the liquidation trigger"),
+    (("liquidation", "bankruptcy"), BOOL, "the bankruptcy condition"),
+    (("liquidation", "liquidation_price", "formula"), NUMBER, "the liquidation price formula"),
+    (("liquidation", "bankruptcy_price", "formula"), NUMBER, "the bankruptcy price formula"),
+    (("liquidation", "steps", "*", "when"), BOOL, "a step's condition"),
+    (("liquidation", "steps", "*", "quantity"), NUMBER, "a step's quantity"),
+    (("liquidation", "fill", "price"), NUMBER, "the fill price"),
+    (("liquidation", "fill", "settlement_price"), NUMBER, "the settlement price"),
+    (("liquidation", "fees", "*", "amount"), NUMBER, "a fee amount"),
+    (("liquidation", "fees", "*", "when"), BOOL, "a fee condition"),
+    (("liquidation", "surplus_to_insurance_fund"), NUMBER, "the surplus rule"),
+)
+
+REQUIRED_DEFINITIONS = (
+    "notional",
+    "unrealized_pnl",
+    "maintenance_margin",
+    "margin_balance",
+    "margin_ratio",
+)
+
+DEFAULT_BANKRUPTCY = "margin_balance <= 0"
+
+
+def key_of(pointer: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in pointer)
+
+
+def expression_locations(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str, Type, str]]:
+    """Every expression outside `definitions`: (pointer, text, expected type, what)."""
+    found: list[tuple[tuple[str | int, ...], str, Type, str]] = []
+    for pattern, expected, what in EXPRESSION_SLOTS:
+        nodes: list[tuple[tuple[str | int, ...], Any]] = [((), data)]
+        for part in pattern:
+            following: list[tuple[tuple[str | int, ...], Any]] = []
+            for pointer, node in nodes:
+                if part == "*" and isinstance(node, list):
+                    following += [((*pointer, i), item) for i, item in enumerate(node)]
+                elif isinstance(node, Mapping) and part in node:
+                    following.append(((*pointer, part), node[part]))
+            nodes = following
+        found += [(pointer, node, expected, what) for pointer, node in nodes if isinstance(node, str)]
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    rounding: str = "trigger"
+    step: Decimal | None = None
+    formula: str | None = None  # expression key
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    index: int
+    name: str
+    kind: str
+    repeat: int
+    when: str | None  # expression keys
+    quantity: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    index: int
+    name: str
+    kind: str
+    to: str
+    amount: str
+    when: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Procedure:
+    """What happens once the trigger fires; every field has a documented default."""
+
+    trigger: str | None
+    bankruptcy: str | None
+    price_inputs: tuple[str, ...]
+    liquidation_price: PriceRule
+    bankruptcy_price: PriceRule
+    steps: tuple[Step, ...]
+    fill_price: str | None
+    settlement_price: str | None
+    fees: tuple[Fee, ...]
+    consumption_order: tuple[str, ...]
+    surplus_to_insurance_fund: str | None
+
+    @property
+    def has_procedure(self) -> bool:
+        return bool(self.steps)
+
+
+def _key_if(section: Mapping[str, Any], name: str, *prefix: str | int) -> str | None:
+    return key_of((*prefix, name)) if isinstance(section.get(name), str) else None
+
+
+def _price_rule(data: Mapping[str, Any], name: str) -> PriceRule:
+    spec = data.get(name, {})
+    step = spec.get("step")
+    return PriceRule(
+        rounding=spec.get("rounding", "trigger"),
+        step=parse_decimal(str(step)) if step is not None else None,
+        formula=_key_if(spec, "formula", "liquidation", name),
+    )
+
+
+def build_procedure(data: Mapping[str, Any]) -> Procedure:
+    """Read the `liquidation` section (already schema-valid) into a :class:`Procedure`."""
+    liquidation = data.get("liquidation", {})
+    steps = tuple(
+        Step(
+            index=i, name=step["name"], kind=step["kind"], repeat=int(step.get("repeat", 1)),
+            when=_key_if(step, "when", "liquidation", "steps", i),
+            quantity=_key_if(step, "quantity", "liquidation", "steps", i),
+        )
+        for i, step in enumerate(liquidation.get("steps", []))
+    )
+    fees = tuple(
+        Fee(
+            index=i, name=fee["name"], kind=fee.get("kind", "base"), to=fee.get("to", "insurance_fund"),
+            amount=key_of(("liquidation", "fees", i, "amount")),
+            when=_key_if(fee, "when", "liquidation", "fees", i),
+        )
+        for i, fee in enumerate(liquidation.get("fees", []))
+    )
+    fill = liquidation.get("fill", {})
+    return Procedure(
+        trigger=_key_if(liquidation, "trigger", "liquidation"),
+        bankruptcy=_key_if(liquidation, "bankruptcy", "liquidation"),
+        price_inputs=tuple(liquidation.get("price_inputs", ["mark_price"])),
+        liquidation_price=_price_rule(liquidation, "liquidation_price"),
+        bankruptcy_price=_price_rule(liquidation, "bankruptcy_price"),
+        steps=steps,
+        fill_price=_key_if(fill, "price", "liquidation", "fill"),
+        settlement_price=_key_if(fill, "settlement_price", "liquidation", "fill"),
+        fees=fees,
+        consumption_order=tuple(liquidation.get("consumption_order", ["fees", "loss", "slippage"])),
+        surplus_to_insurance_fund=_key_if(liquidation, "surplus_to_insurance_fund", "liquidation"),
+    )
