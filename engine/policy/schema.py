@@ -23,9 +23,23 @@ Pointer = tuple[str | int, ...]
 Locate = Callable[[Pointer, bool], Span]  # (pointer, want the key's span) -> span
 
 
-def _validator(name: str) -> Draft202012Validator:
-    schema = load_schema(name)
-    return Draft202012Validator(schema, format_checker=None)
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """Whole numbers read from YAML arrive as Decimal; accept them as JSON Schema integers."""
+    if isinstance(instance, bool):
+        return False
+    if isinstance(instance, Decimal):
+        return instance == instance.to_integral_value()
+    return isinstance(instance, int)
+
+
+_Validator = jsonschema.validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+def _validator(name: str) -> Any:
+    return _Validator(load_schema(name), format_checker=None)
 
 
 def _where(pointer: Pointer) -> str:
@@ -61,6 +75,14 @@ _TYPE_NAMES = {
     "integer": "a whole number",
     "boolean": "true or false",
     "null": "null",
+}
+
+
+_BOUNDS = {
+    "minimum": "at least",
+    "exclusiveMinimum": "above",
+    "maximum": "at most",
+    "exclusiveMaximum": "below",
 }
 
 
@@ -124,8 +146,9 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
                           "names are lowercase letters, digits and underscores")
     if keyword in ("minItems", "minLength", "minProperties"):
         return Diagnostic("E104", f"{where} must not be empty", locate(pointer, False))
-    if keyword in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        return Diagnostic("E104", f"{_show(value)} is out of range {where}: {error.message}",
+    if keyword in _BOUNDS:
+        bound = f"{_BOUNDS[keyword]} {_show(error.validator_value)}"
+        return Diagnostic("E104", f"{_show(value)} is out of range {where}; expected {bound}",
                           locate(pointer, False))
     return Diagnostic("E100", f"{error.message} {where}", locate(pointer, False))
 
