@@ -39,11 +39,14 @@ class Scope:
     definitions: Mapping[str, Type] = field(default_factory=dict)
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
+def did_you_mean(
+    name: str, candidates: Iterable[str], *, quote: str = "'", cutoff: float = 0.6
+) -> str | None:
+    """A hint naming the closest candidates; `quote='"'` for string values users paste back."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=cutoff)
     if not matches:
         return None
-    return "did you mean " + " or ".join(f"'{m}'" for m in matches) + "?"
+    return "did you mean " + " or ".join(f"{quote}{m}{quote}" for m in matches) + "?"
 
 
 class _Checker:
@@ -174,7 +177,7 @@ class _Checker:
                 allowed = ", ".join(f'"{v}"' for v in sorted(expected.values))
                 self.error(
                     "E307", f'"{other.value}" is never a value here; expected one of {allowed}',
-                    other.span, did_you_mean(other.value, expected.values),
+                    other.span, did_you_mean(other.value, expected.values, quote='"'),
                 )
 
     def call(self, node: ast.Call) -> Type:
@@ -219,7 +222,7 @@ class _Checker:
             if mode.value not in ROUNDING_MODES:
                 return self.error(
                     "E306", f'unknown rounding mode "{mode.value}"', mode.span,
-                    did_you_mean(mode.value, ROUNDING_MODES)
+                    did_you_mean(mode.value, ROUNDING_MODES, quote='"')
                     or "one of " + ", ".join(f'"{m}"' for m in ROUNDING_MODES),
                 )
             return NUMBER

@@ -37,7 +37,8 @@ class Definitions:
     ) -> None:
         self.expressions = expressions
         self.resolved = resolved
-        self.statics: Mapping[str, Value] = statics or {}
+        # `tables` always names something: an empty record when the caller has no tables.
+        self.statics: Mapping[str, Value] = {"tables": {}, **(statics or {})}
 
 
 def _describe(node: ast.Expr) -> str:
@@ -105,6 +106,8 @@ class _Walker:
             case ast.Binary(op=op, left=left, right=right):
                 a = self.eval(left, frame, bound)
                 b = self.eval(right, frame, bound)
+                if op == "/" and b == 0:  # 0 / 0 signals InvalidOperation, not DivisionByZero
+                    raise self.fail("division by zero", node, "E501", left=a, right=b)
                 return self.arith(node, lambda: _ARITH[op](a, b), left=a, right=b)
             case ast.Compare(op=op, left=left, right=right):
                 a = self.eval(left, frame, bound)

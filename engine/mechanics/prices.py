@@ -2,8 +2,8 @@
 
 For any policy: move the price inputs (`liquidation.price_inputs`, e.g. mark and last price) of
 the position's market, hold everything else fixed, and find where the condition (the trigger, or
-the bankruptcy condition) starts to hold.  Tiers follow the notional at each candidate price, as
-Binance's FAQ requires.  The search runs on the tick grid by exponential bracketing and
+the bankruptcy condition) starts to hold.  Tiers follow the notional at each candidate price (the
+bracket is chosen at the liquidation price, not at entry).  The search runs on the tick grid by exponential bracketing and
 bisection, so the answer is exact on that grid; other rounding modes refine the boundary within
 one tick first.
 """
@@ -47,7 +47,10 @@ def _tick_search(holds: Callable[[int], bool], start: int, direction: int) -> in
         while True:
             candidate = start - direction * step
             if candidate <= 0:
-                return 1 if direction < 0 or holds(1) else None
+                if direction < 0 or holds(1):
+                    return 1
+                outside = 1  # the boundary lies between tick 1 and the last holding candidate
+                break
             if not holds(candidate):
                 outside = candidate
                 break
@@ -105,7 +108,7 @@ def solve_price(
     current = state.market.get(symbol, {}).get("mark_price")
     if current is None:
         return SolvedPrice(None, None)
-    index = state.positions.index(position) if position in state.positions else None
+    index = next((i for i, p in enumerate(state.positions) if p is position), None)
     compiled = policy.expressions[condition_key]
     bracket = policy.program.definitions.get("bracket")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.dsl.runtime import Frame, Value, show_value
@@ -30,7 +31,15 @@ class TraceEntry:
 
 
 def location(span: Span | None) -> str | None:
-    return f"{span.path}:{span.line}" if span is not None else None
+    """`file:line`, relative to the working directory when the file lies below it."""
+    if span is None:
+        return None
+    path = span.path
+    try:
+        path = str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    return f"{path}:{span.line}"
 
 
 def subject_of(frame: Frame) -> str | None:

@@ -7,6 +7,7 @@ location of the file that supplied it, so diagnostics point at the right file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,8 @@ def resolve_reference(reference: str, base: Path) -> Path | None:
     """A parent given as a relative path, or as the id of a shipped policy (or a sibling file)."""
     candidates: list[Path] = []
     if reference.endswith((".yaml", ".yml")) or "/" in reference:
-        candidates.append((base.parent / reference).resolve())
+        # normpath, not resolve: diagnostics keep the path as relative as the child's
+        candidates.append(Path(os.path.normpath(base.parent / reference)))
     else:
         candidates.append(base.parent / f"{reference}.yaml")
         candidates.append(policies_dir() / f"{reference}.yaml")
@@ -121,9 +123,10 @@ def read_layers(path: Path) -> LoadedLayers:
         span = document.spans.value_span(("extends",))
         parent = resolve_reference(reference, current)
         if parent is None:
+            shipped = ", ".join(p.stem for p in sorted(policies_dir().glob("*.yaml")))
             raise PolicyError(diagnostics=[Diagnostic(
                 "E400", f"cannot find the parent policy '{reference}'", span,
-                "give a shipped policy id (see `liqpolicy list`) or a path relative to this file",
+                f"give a path relative to this file ({current.parent}) or a shipped id: {shipped}",
             )])
         if parent.resolve() in seen:
             names = " → ".join(p.name for p in [*seen, parent.resolve()])

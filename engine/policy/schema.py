@@ -32,7 +32,7 @@ def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int)
 
 
-_Validator = jsonschema.validators.extend(
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema's validators module is untyped
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
 )
@@ -88,7 +88,7 @@ _BOUNDS = {
 
 def _type_name(expected: Any) -> str:
     if isinstance(expected, list):
-        return " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
+        return " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
     return _TYPE_NAMES.get(expected, str(expected))
 
 
@@ -127,8 +127,9 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
             locate(pointer, False),
         )
     if keyword == "enum":
-        options = [str(o) for o in error.validator_value]
-        hint = did_you_mean(str(value), options) if isinstance(value, str) else None
+        enum_values: Any = error.validator_value
+        options = [str(o) for o in enum_values]
+        hint = did_you_mean(str(value), options, cutoff=0.75) if isinstance(value, str) else None
         return Diagnostic(
             "E104", f"{_show(value)} is not allowed {where}; expected one of "
             + ", ".join(f"'{o}'" for o in options),

@@ -1,0 +1,68 @@
+"""Where the CLI writes: results to stdout, diagnostics and messages to stderr.
+
+No colour: output is the same on a terminal, in a pipe and in a test.  Before writing to one
+stream the other is flushed, so `2>&1` keeps diagnostics next to the result lines they explain.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TextIO
+
+from engine.source import Diagnostic, render_text
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def count_diagnostics(diagnostics: Iterable[Diagnostic]) -> str:
+    """'2 errors, 1 warning' (warnings only mentioned when there are some)."""
+    items = list(diagnostics)
+    errors = sum(1 for d in items if d.severity == "error")
+    text = plural(errors, "error")
+    warnings = len(items) - errors
+    return text + (f", {plural(warnings, 'warning')}" if warnings else "")
+
+
+class Output:
+    """The two streams of one CLI run, and the ways commands write to them."""
+
+    def __init__(self, stdout: TextIO, stderr: TextIO, *, prog: str = "liqpolicy") -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.prog = prog
+
+    def _write(self, stream: TextIO, other: TextIO, text: str) -> None:
+        other.flush()
+        stream.write(text)
+        stream.flush()
+
+    def line(self, text: str = "") -> None:
+        """A result line on stdout."""
+        self._write(self.stdout, self.stderr, text + "\n")
+
+    def text(self, text: str) -> None:
+        """A block of result text on stdout, newline-terminated."""
+        self._write(self.stdout, self.stderr, text if text.endswith("\n") else text + "\n")
+
+    def json(self, data: object) -> None:
+        """One JSON document on stdout."""
+        self.text(json.dumps(data, indent=2, ensure_ascii=False))
+
+    def message(self, text: str) -> None:
+        """A line on stderr (a note, an error without a location)."""
+        self._write(self.stderr, self.stdout, text + "\n")
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        """`liqpolicy CMD: error: message` on stderr, like argparse's own usage errors."""
+        self.message(f"{self.prog}: error: {message}")
+        if hint:
+            self.message(f"hint: {hint}")
+
+    def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
+        """Each diagnostic rendered with its source line and caret, followed by a blank line."""
+        text = "".join(render_text(d) + "\n\n" for d in diagnostics)
+        if text:
+            self._write(self.stderr, self.stdout, text)
