@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,7 +15,7 @@ from engine.mechanics.liquidate import Liquidation, liquidate
 from engine.mechanics.prices import bankruptcy_price, danger_direction, liquidation_price
 from engine.mechanics.state import AccountState, Evaluator
 from engine.mechanics.trace import Trace, TraceEntry
-from engine.numbers import format_decimal
+from engine.numbers import DECIMAL_CONTEXT, format_decimal
 from engine.policy.model import Policy
 
 
@@ -131,6 +132,11 @@ def evaluate_account(
     policy: Policy, account: Account, *, trace: bool = False, run_liquidation: bool = True
 ) -> AccountResult:
     """Evaluate every position; when the trigger holds and the policy has steps, liquidate."""
+    with decimal.localcontext(DECIMAL_CONTEXT):
+        return _evaluate(policy, account, trace=trace, run_liquidation=run_liquidation)
+
+
+def _evaluate(policy: Policy, account: Account, *, trace: bool, run_liquidation: bool) -> AccountResult:
     collected = Trace() if trace else None
     evaluator = Evaluator(policy, collected)
     state = AccountState(account)

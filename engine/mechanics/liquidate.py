@@ -120,26 +120,31 @@ class _Run:
         value: Decimal = self.policy.program.definitions["notional"](probe)
         return value
 
-    def execute(self, position: dict[str, Any], quantity: Decimal, step: Step | None, label: str) -> None:
+    def execute(
+        self, position: dict[str, Any], quantity: Decimal, step: Step | None, label: str,
+        *, offset: bool = False,
+    ) -> None:
+        """Close `quantity` of `position`: an offset leg trades at the mark without fees."""
         number = len(self.orders) + 1
         symbol, side = position["symbol"], position["side"]
         mark: Decimal = self.state.market[symbol]["mark_price"]
         frame = self.frame(position)
         margin_before: Decimal = self.evaluator.definition("margin_balance", frame)
-        bankrupt = bankruptcy_price(self.evaluator, self.state, position).price
+        bankrupt = None if offset else bankruptcy_price(self.evaluator, self.state, position).price
         is_partial = quantity < position["size"]
         order: dict[str, Any] = {
+            "kind": "offset" if offset else "liquidation",
             "quantity": quantity, "notional": self.notional(position, quantity),
             "is_partial": is_partial, "step": Decimal(number), "margin_before": margin_before,
         }
         if bankrupt is not None:
             order["bankruptcy_price"] = bankrupt
         fill = mark
-        if self.procedure.fill_price:
+        if self.procedure.fill_price and not offset:
             fill = self.evaluator.expression(self.procedure.fill_price, self.frame(position, order), "fill")
         order["fill_price"] = fill
         settle = fill
-        if self.procedure.settlement_price:
+        if self.procedure.settlement_price and not offset:
             settle = self.evaluator.expression(self.procedure.settlement_price, self.frame(position, order), "settlement")
         pnl_mark = self.pnl(position, quantity, mark)
         pnl_settle = self.pnl(position, quantity, settle)
@@ -147,7 +152,7 @@ class _Run:
         slippage = pnl_settle - pnl_mark
         charged: list[tuple[str, str, Decimal, str]] = []
         order_frame = self.frame(position, order)
-        for fee in self.procedure.fees:
+        for fee in () if offset else self.procedure.fees:
             if fee.when and not self.evaluator.expression(fee.when, order_frame):
                 continue
             amount = max(ZERO, self.evaluator.expression(fee.amount, order_frame, "fee"))
@@ -179,7 +184,7 @@ class _Run:
         record = Order(
             number, label, symbol, side, quantity, is_partial, mark, fill, settle, bankrupt,
             pnl_mark, slippage, fees, tuple(consumed), shortfall, pnl_fill - pnl_settle,
-            margin_before, available,
+            margin_before, available, "offset" if offset else "liquidation",
         )
         self.orders.append(record)
         balance = self.unit.balance_name
@@ -210,8 +215,8 @@ class _Run:
             if other is None:
                 continue
             quantity = min(position["size"], other["size"])
-            self.execute(position, quantity, step, step.name)
-            self.execute(other, quantity, step, step.name)
+            self.execute(position, quantity, step, step.name, offset=True)
+            self.execute(other, quantity, step, step.name, offset=True)
             done.append(f"{position['symbol']} {format_decimal(quantity)}")
         return "offset " + ", ".join(done) if done else "no opposite positions to offset"
 
@@ -278,7 +283,8 @@ def liquidate(
         rule = evaluator.policy.procedure.surplus_to_insurance_fund
         if rule and final > 0:
             last = run.orders[-1]
-            order = {"quantity": last.quantity, "fill_price": last.fill_price, "is_partial": False,
+            order = {"kind": "offset" if last.kind == "offset" else "liquidation",
+                     "quantity": last.quantity, "fill_price": last.fill_price, "is_partial": False,
                      "step": Decimal(last.number), "margin_before": last.margin_before,
                      "remaining_margin": final, "notional": ZERO}
             probe = Frame({"symbol": last.symbol, "side": last.side, "size": ZERO,

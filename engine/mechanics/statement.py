@@ -51,6 +51,7 @@ class Order:
     takeover_result: Decimal  # fill vs settlement difference, to the insurance fund
     margin_before: Decimal
     margin_after: Decimal
+    kind: str = "liquidation"  # or "offset": a self-trade leg at the mark
 
     @property
     def fees_collected(self) -> Decimal:
@@ -59,7 +60,7 @@ class Order:
     def as_dict(self) -> dict[str, Any]:
         show = format_decimal
         return {
-            "number": self.number, "step": self.step, "symbol": self.symbol, "side": self.side,
+            "number": self.number, "kind": self.kind, "step": self.step, "symbol": self.symbol, "side": self.side,
             "quantity": show(self.quantity), "is_partial": self.is_partial,
             "mark_price": show(self.mark_price), "fill_price": show(self.fill_price),
             "settlement_price": show(self.settlement_price),

@@ -53,6 +53,10 @@ MARKET_DATA_FIELDS: dict[str, tuple[Type, str]] = {
 }
 
 ORDER_FIELDS: dict[str, tuple[Type, str]] = {
+    "kind": (
+        StringType(frozenset({"liquidation", "offset"})),
+        '"liquidation", or "offset" for a leg of an offset_opposite step (self-trade at the mark)',
+    ),
     "quantity": (NUMBER, "contracts this liquidation order closes"),
     "notional": (NUMBER, "notional of the closed contracts at the mark price"),
     "fill_price": (NUMBER, "price the order executes at (known to fees and settlement)"),
