@@ -184,11 +184,12 @@ def test_full_liquidation_is_taken_over_at_bankruptcy_and_profit_goes_to_insuran
     """§2.6 tier 1: liquidate all at once; §2.7: "Any profit generated from the liquidation process
     is added to the corresponding insurance fund". 1 BTC long at 50,000, margin 400, mark = last
     = 49,859.2 (first liquidation tick): taken over at BP 50,000 - 400 = 49,600, the trader keeps
-    nothing, the fund sells at 49,859.2 * (1 - 49,859.2 / 10^8 / 2) and keeps fill - 49,600."""
+    nothing, the fund sells at 49,859.2 * (1 - 49,859.2 / 10^8 / 2) and keeps fill - 49,600 (the fill rounded down to the 0.1 tick)."""
     result = evaluate(policy, [position("long", 1000, 50000)], mark="49859.2")
     (liquidation,) = result.liquidations
     (order,) = liquidation.statement.orders
-    fill = Decimal("49859.2") * (1 - Decimal("49859.2") / 100_000_000 / 2)
+    raw = Decimal("49859.2") * (1 - Decimal("49859.2") / 100_000_000 / 2)  # 49,846.7703…
+    fill = raw.quantize(Decimal("0.1"), rounding="ROUND_FLOOR")  # fills round to the tick
     assert order.settlement_price == order.bankruptcy_price == 49600
     assert order.fill_price == fill
     assert liquidation.takeover_result == fill - 49600
@@ -197,10 +198,14 @@ def test_full_liquidation_is_taken_over_at_bankruptcy_and_profit_goes_to_insuran
     assert liquidation.statement.fees_collected == 0
 
 
-def test_leverages_without_a_published_ladder_fail_clearly(policy: Policy):
-    """§2.3: only the 125x BTC-USDT ladder is published; other leverages are not guessed."""
-    with pytest.raises(EngineError, match="no rows for leverage = 10"):
-        evaluate(policy, [position("long", 1000, 50000, leverage=10)], mark="50000")
+def test_other_leverages_use_the_125x_maintenance_rate_assumption(policy: Policy):
+    """§2.3: only the 125x BTC-USDT ladder is published; the policy assumes the same
+    maintenance-margin rate (factor / leverage) at other leverages, e.g. 0.65 × 10 / 125 = 0.052
+    at 10x, so the maintenance rate stays 0.52 % (an assumption marked in the file)."""
+    result = evaluate(policy, [position("long", 1000, 50000, leverage=10)], mark="50000")
+    figures = result.positions[0].figures
+    assert figures["adjustment_factor"] == Decimal("0.052")
+    assert figures["maintenance_margin_rate"] == Decimal("0.0052")
 
 
 def test_self_trade_legs_of_a_hedged_cross_account_trade_at_the_mark(policy: Policy):

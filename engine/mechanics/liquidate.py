@@ -139,6 +139,10 @@ class _Run:
         }
         if bankrupt is not None:
             order["bankruptcy_price"] = bankrupt
+        elif not offset:
+            # No price of this market crosses the bankruptcy condition (e.g. a hedged cross pair:
+            # the margin balance does not move with it); expressions reading it get the mark.
+            order["bankruptcy_price"] = mark
         fill = mark
         if self.procedure.fill_price and not offset:
             fill = self.evaluator.expression(self.procedure.fill_price, self.frame(position, order), "fill")
@@ -215,8 +219,11 @@ class _Run:
             if other is None:
                 continue
             quantity = min(position["size"], other["size"])
-            self.execute(position, quantity, step, step.name, offset=True)
-            self.execute(other, quantity, step, step.name, offset=True)
+            mark = self.state.market[position["symbol"]]["mark_price"]
+            # The gaining leg first: its gain pays the other leg's loss.  Loss first would book a
+            # shortfall against the margin and then hand the gain back to the trader.
+            for leg in sorted((position, other), key=lambda p: self.pnl(p, quantity, mark), reverse=True):
+                self.execute(leg, quantity, step, step.name, offset=True)
             done.append(f"{position['symbol']} {format_decimal(quantity)}")
         return "offset " + ", ".join(done) if done else "no opposite positions to offset"
 

@@ -19,13 +19,26 @@ from engine.policy.model import Policy
 class AccountState:
     """Mutable state of one account during an evaluation or a liquidation."""
 
-    __slots__ = ("id", "market", "positions", "wallet_balance")
+    __slots__ = ("debt", "debt_age", "id", "market", "positions", "wallet_balance")
 
-    def __init__(self, account: Account) -> None:
+    def __init__(self, account: Account, market: dict[str, dict[str, Decimal]] | None = None) -> None:
         self.id = account.id
         self.wallet_balance = account.wallet_balance
         self.positions: list[dict[str, Any]] = [dict(p) for p in account.positions]
-        self.market: dict[str, dict[str, Decimal]] = {s: dict(m) for s, m in account.market.items()}
+        # A simulation passes one shared market dict, updated in place each step.
+        self.market: dict[str, dict[str, Decimal]] = (
+            market if market is not None else {s: dict(m) for s, m in account.market.items()}
+        )
+        self.debt = Decimal(0)
+        self.debt_age = Decimal(0)
+
+    def balance(self) -> Decimal:
+        """Money the account holds: the wallet plus every isolated margin (debt is negative wallet)."""
+        isolated = sum(
+            (p["isolated_margin"] for p in self.positions if p["margin_mode"] == "isolated"),
+            Decimal(0),
+        )
+        return self.wallet_balance + isolated
 
     def snapshot(self) -> Account:
         return Account(self.id, self.wallet_balance, tuple(dict(p) for p in self.positions),
@@ -54,7 +67,10 @@ class Evaluator:
             data = state.market.get(symbol, {})
             extra = overrides.get(symbol) if overrides else None
             markets[symbol] = {**market.record, **data, **(extra or {})}
-        account = {"id": state.id, "wallet_balance": state.wallet_balance, "positions": state.positions}
+        account = {
+            "id": state.id, "wallet_balance": state.wallet_balance, "positions": state.positions,
+            "debt": state.debt, "debt_age": state.debt_age,
+        }
         return EvaluationContext(account, markets)
 
     def frame(self, context: EvaluationContext, position: Mapping[str, Any],

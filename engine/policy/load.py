@@ -29,6 +29,7 @@ from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
     REQUIRED_DEFINITIONS,
     build_procedure,
+    build_waterfall,
     expression_locations,
     key_of,
 )
@@ -237,6 +238,8 @@ class _Builder:
             markets[symbol] = Market(
                 symbol, spec["kind"], record["contract_size"], record["tick_size"], tiers,
                 MappingProxyType(parameters), MappingProxyType(record),
+                spec.get("instrument", symbol),
+                parse_decimal(str(spec["quantity_step"])) if "quantity_step" in spec else None,
             )
         generic = None
         if tier_type is not None:
@@ -341,6 +344,21 @@ class _Builder:
             self.resolved |= checked.definition_attributes
             if not checked.diagnostics:
                 result[key_of(pointer)] = (expr, checked.type)
+        waterfall = self.data.get("waterfall", {})
+        order = waterfall.get("order", [])
+        if order and order[-1] not in ("debt", "write_off"):
+            self.error("E414", "the waterfall must end with `debt` or `write_off`",
+                       self.at(("waterfall", "order")), "someone has to take what is left")
+        if "adl" in order and "adl" not in waterfall:
+            self.error("E415", "the waterfall uses `adl` but declares no `adl.ranking`",
+                       self.at(("waterfall", "order")))
+        if "adl" in order and "clawback" in order:
+            self.error("E416", "a waterfall uses either `adl` or `clawback`, not both",
+                       self.at(("waterfall", "order")))
+        for index, charge in enumerate(self.data.get("charges", [])):
+            if charge.get("at") == "interval" and "every_seconds" not in charge:
+                self.error("E417", f"charge '{charge['name']}' runs at an interval but has no `every_seconds`",
+                           self.at(("charges", index)))
         if liquidation.get("steps"):
             for name in REQUIRED_DEFINITIONS:
                 if name not in scope.definitions:
@@ -431,6 +449,7 @@ class _Builder:
             definitions=MappingProxyType(definitions),
             expressions=MappingProxyType(dict(program.expressions)), program=program,
             scope=scope, examples=examples, procedure=build_procedure(data),
+            waterfall=build_waterfall(data),
             data=MappingProxyType(data),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
         )

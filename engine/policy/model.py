@@ -12,7 +12,7 @@ from engine.dsl.check import Scope
 from engine.dsl.compile import CompiledExpression, Program
 from engine.dsl.table import Table
 from engine.dsl.types import Type
-from engine.policy.procedure import Procedure
+from engine.policy.procedure import Procedure, Waterfall
 from engine.source import Diagnostic, Span
 
 
@@ -36,6 +36,8 @@ class Market:
     tiers: Table | None
     parameters: Mapping[str, Decimal]
     record: Mapping[str, Any] = field(repr=False)  # the static part of the `market` record
+    instrument: str = ""  # venue-neutral name, e.g. "BTC/USDT" (defaults to the symbol)
+    quantity_step: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,7 @@ class Policy:
     scope: Scope = field(repr=False)
     examples: tuple[Example, ...] = field(repr=False)
     procedure: Procedure = field(repr=False)
+    waterfall: Waterfall = field(repr=False)
     data: Mapping[str, Any] = field(repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)
 

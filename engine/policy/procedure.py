@@ -28,6 +28,9 @@ EXPRESSION_SLOTS: tuple[tuple[tuple[str, ...], Type, str], ...] = (
     (("liquidation", "fees", "*", "amount"), NUMBER, "a fee amount"),
     (("liquidation", "fees", "*", "when"), BOOL, "a fee condition"),
     (("liquidation", "surplus_to_insurance_fund"), NUMBER, "the surplus rule"),
+    (("waterfall", "adl", "ranking"), NUMBER, "the ADL ranking"),
+    (("waterfall", "adl", "eligible"), BOOL, "the ADL eligibility"),
+    (("charges", "*", "amount"), NUMBER, "a charge amount"),
 )
 
 REQUIRED_DEFINITIONS = (
@@ -156,4 +159,60 @@ def build_procedure(data: Mapping[str, Any]) -> Procedure:
         fees=fees,
         consumption_order=tuple(liquidation.get("consumption_order", ["fees", "loss", "slippage"])),
         surplus_to_insurance_fund=_key_if(liquidation, "surplus_to_insurance_fund", "liquidation"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    index: int
+    name: str
+    at: str  # funding | interval
+    every_seconds: int | None
+    scope: str  # position | account
+    amount: str  # expression key
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waterfall:
+    """The loss waterfall after a unit's own margin; defaults: insurance fund, then write-off."""
+
+    order: tuple[str, ...]
+    pool: str
+    adl_ranking: str | None
+    adl_eligible: str | None
+    clawback_cap: Decimal
+    clawback_base: str
+    clawback_step: Decimal | None
+    waive_below: Decimal | None
+    charges: tuple[Charge, ...]
+
+
+def build_waterfall(data: Mapping[str, Any]) -> Waterfall:
+    """Read `waterfall` and `charges` (already schema-valid) with their documented defaults."""
+    spec = data.get("waterfall", {})
+    adl = spec.get("adl", {})
+    clawback = spec.get("clawback", {})
+    debt = spec.get("debt", {})
+    cap = clawback.get("cap")
+    waive = debt.get("waive_below")
+    charges = tuple(
+        Charge(
+            index=i, name=c["name"], at=c.get("at", "funding"),
+            every_seconds=int(c["every_seconds"]) if "every_seconds" in c else None,
+            scope=c.get("scope", "position"), amount=key_of(("charges", i, "amount")),
+            to=c.get("to", "market"),
+        )
+        for i, c in enumerate(data.get("charges", []))
+    )
+    return Waterfall(
+        order=tuple(spec.get("order", ["insurance_fund", "write_off"])),
+        pool=spec.get("insurance_fund", {}).get("pool", "shared"),
+        adl_ranking=_key_if(adl, "ranking", "waterfall", "adl"),
+        adl_eligible=_key_if(adl, "eligible", "waterfall", "adl"),
+        clawback_cap=parse_decimal(str(cap)) if cap is not None else Decimal(1),
+        clawback_base=clawback.get("base", "equity"),
+        clawback_step=parse_decimal(str(clawback["step"])) if "step" in clawback else None,
+        waive_below=parse_decimal(str(waive)) if waive is not None else None,
+        charges=charges,
     )

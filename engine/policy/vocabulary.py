@@ -40,6 +40,8 @@ POSITION_FIELDS: dict[str, tuple[Type, str]] = {
 ACCOUNT_FIELDS: dict[str, tuple[Type, str]] = {
     "id": (STRING, "account identifier"),
     "wallet_balance": (NUMBER, "futures wallet balance (cross collateral), settlement currency"),
+    "debt": (NUMBER, "amount the trader owes after a liquidation left a negative balance (0 if none)"),
+    "debt_age": (NUMBER, "seconds since the debt arose (0 if none); for penalty interest"),
 }
 
 MARKET_DATA_FIELDS: dict[str, tuple[Type, str]] = {

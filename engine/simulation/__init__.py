@@ -1,0 +1,1 @@
+"""Scenarios, books, the loss waterfall and the crash simulation over a book of accounts."""

@@ -1,0 +1,97 @@
+"""Policy-neutral inputs of a simulation: scenarios (price paths) and books (accounts).
+
+The same book must run under every policy, and exchanges name and size contracts differently
+(one venue's `BTCUSDT` of 1 BTC is another's `BTC-USDT` of 0.001 BTC).  So books and scenarios
+speak of *instruments* (e.g. `BTC/USDT`, matched against each market's `instrument`) and of
+quantities in base units; each policy's contracts are derived when the simulation starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """Market state of one instrument at one time (seconds from the scenario start)."""
+
+    time: int
+    mark_price: Decimal
+    last_price: Decimal
+    index_price: Decimal
+    book_depth: Decimal | None = None
+    average_book_depth: Decimal | None = None
+
+    def market_data(self, previous_mark: Decimal | None) -> dict[str, Decimal]:
+        """The account-file `market` fields for this point."""
+        data = {
+            "mark_price": self.mark_price,
+            "last_price": self.last_price,
+            "index_price": self.index_price,
+            "previous_mark_price": previous_mark if previous_mark is not None else self.mark_price,
+        }
+        if self.book_depth is not None:
+            data["book_depth"] = self.book_depth
+        if self.average_book_depth is not None:
+            data["average_book_depth"] = self.average_book_depth
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FundingEvent:
+    time: int
+    rate: Decimal  # paid by longs to shorts when positive, per funding interval
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentPath:
+    instrument: str
+    points: tuple[PricePoint, ...]  # strictly increasing times, first at 0
+    funding: tuple[FundingEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A stylised market path for one or more instruments, stepped on a common clock."""
+
+    id: str
+    title: str
+    description: str
+    step_seconds: int
+    paths: Mapping[str, InstrumentPath]  # by instrument
+    insurance_fund: Mapping[str, Decimal]  # starting balance per pool name ("shared" or a symbol)
+    settlement_seconds: int | None = None  # clawback settlement period (default: end of path)
+    sources: tuple[Mapping[str, Any], ...] = ()
+    path: str = ""
+
+    def times(self) -> list[int]:
+        """Every step time: the union of all points' times, sorted."""
+        return sorted({p.time for path in self.paths.values() for p in path.points})
+
+
+@dataclass(frozen=True, slots=True)
+class BookPosition:
+    instrument: str
+    side: str
+    quantity: Decimal  # base units (e.g. BTC), never negative
+    entry_price: Decimal
+    margin_mode: str
+    leverage: Decimal
+    isolated_margin: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookAccount:
+    id: str
+    wallet_balance: Decimal
+    positions: tuple[BookPosition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    accounts: tuple[BookAccount, ...]
+    path: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)

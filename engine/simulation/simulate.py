@@ -1,0 +1,403 @@
+"""Run a book of accounts through a scenario under one policy, with exact conservation.
+
+Each step updates the market, accrues the policy's periodic charges, and liquidates the accounts
+whose trigger holds; every liquidation's shortfall goes through the loss waterfall.  Accounts are
+not re-evaluated at every step: each position's liquidation price (solved once, and again only
+when its account changes) screens it, and only positions whose price inputs reach that price are
+evaluated exactly.  After every step traders' balances plus every ledger balance must equal the
+start, to the last digit, or the simulation stops with an error rather than report.
+"""
+
+from __future__ import annotations
+
+import decimal
+import heapq
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from engine.errors import EngineError, InputError
+from engine.mechanics.accounts import Account
+from engine.mechanics.liquidate import liquidate
+from engine.mechanics.prices import liquidation_price
+from engine.mechanics.state import AccountState, Evaluator
+from engine.numbers import DECIMAL_CONTEXT, ZERO, quantize_to_step
+from engine.policy.model import Policy
+from engine.simulation.ledger import Ledger
+from engine.simulation.model import Book, Scenario
+from engine.simulation.results import Clawback, Fate, LiquidationEvent, SimulationResult
+from engine.simulation.waterfall import Waterfall
+from engine.source import Diagnostic
+
+Progress = Callable[[int, int], None]
+
+
+class ConservationError(EngineError):
+    """Money was created or destroyed: the simulation refuses to report (a bug, never input)."""
+
+
+def _symbols_by_instrument(policy: Policy, scenario: Scenario) -> dict[str, list[str]]:
+    mapping: dict[str, list[str]] = {}
+    for symbol, market in policy.markets.items():
+        mapping.setdefault(market.instrument or symbol, []).append(symbol)
+    return mapping
+
+
+def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> list[Account]:
+    """The book in this policy's terms: symbols by instrument, sizes in the policy's contracts."""
+    accounts: list[Account] = []
+    problems: list[Diagnostic] = []
+    for account in book.accounts:
+        positions: list[dict[str, Any]] = []
+        for index, position in enumerate(account.positions):
+            symbols = instruments.get(position.instrument)
+            if not symbols:
+                problems.append(Diagnostic(
+                    "E620", f"{policy.id} has no market for instrument '{position.instrument}'"
+                    f" (account {account.id}, position {index + 1})", path=book.path or "<book>",
+                    hint="markets declare `instrument`; available: " + ", ".join(sorted(instruments))))
+                continue
+            symbol = symbols[0]
+            market = policy.markets[symbol]
+            size = position.quantity / market.contract_size
+            record: dict[str, Any] = {
+                "symbol": symbol, "side": position.side, "size": size,
+                "entry_price": position.entry_price, "margin_mode": position.margin_mode,
+                "leverage": position.leverage,
+            }
+            if position.margin_mode == "isolated":
+                record["isolated_margin"] = (
+                    position.isolated_margin if position.isolated_margin is not None
+                    else position.quantity * position.entry_price / position.leverage
+                )
+            positions.append(record)
+        accounts.append(Account(account.id, account.wallet_balance, tuple(positions), {}))
+    if problems:
+        raise InputError(diagnostics=problems[:50])
+    return accounts
+
+
+class _Simulation:
+    def __init__(self, policy: Policy, book: Book, scenario: Scenario) -> None:
+        self.policy = policy
+        self.scenario = scenario
+        self.evaluator = Evaluator(policy)
+        self.instruments = _symbols_by_instrument(policy, scenario)
+        self.market: dict[str, dict[str, Decimal]] = {symbol: {} for symbol in policy.markets}
+        self.previous_mark: dict[str, Decimal] = {}
+        pools = (["shared"] if policy.waterfall.pool == "shared" else list(policy.markets))
+        self.ledger = Ledger({pool: self._fund_start(pool) for pool in pools})
+        self.states: dict[str, AccountState] = {}
+        for account in book_accounts(policy, book, self.instruments):
+            if account.id in self.states:
+                raise InputError(diagnostics=[Diagnostic("E621", f"account id '{account.id}' appears twice",
+                                                         path=book.path or "<book>")])
+            self.states[account.id] = AccountState(account, self.market)
+        self.balances = {aid: s.balance() for aid, s in self.states.items()}
+        self.traders_total = sum(self.balances.values(), ZERO)
+        self.start_total = self.traders_total + self.ledger.total()
+        self.dirty: set[str] = set(self.states)
+        self.versions: dict[str, int] = {}
+        self.heaps: dict[tuple[str, str], list[tuple[Decimal, str, int]]] = {}
+        self.always: set[str] = set()
+        self.events: list[LiquidationEvent] = []
+        self.clawbacks: list[Clawback] = []
+        self.charges: dict[str, Decimal] = {}
+        self.fund_series: list[tuple[int, Decimal]] = []
+        self.fund_start = sum(self.ledger.insurance_funds.values(), ZERO)
+        self.waterfall = Waterfall(self.evaluator, self.ledger, self.states, self._pool, self.dirty.add)
+        self.conservation_error = ZERO
+        self.clawback_paid: dict[str, Decimal] = {}
+
+    def _fund_start(self, pool: str) -> Decimal:
+        funds = self.scenario.insurance_fund
+        if pool == "shared":
+            return funds.get("shared", funds.get("default", ZERO))
+        instrument = self.policy.markets[pool].instrument
+        return funds.get(instrument, funds.get("default", ZERO))
+
+    def _pool(self, symbol: str) -> str:
+        return "shared" if self.policy.waterfall.pool == "shared" else symbol
+
+    # -- market ------------------------------------------------------------------------------
+    def set_market(self, time: int, points: dict[str, Any]) -> None:
+        for instrument, point in points.items():
+            for symbol in self.instruments.get(instrument, ()):
+                data = point.market_data(self.previous_mark.get(symbol))
+                target = self.market[symbol]
+                target.clear()
+                target.update(data)
+                target["funding_rate"] = ZERO
+                self.previous_mark[symbol] = point.mark_price
+
+    # -- screening ---------------------------------------------------------------------------
+    def rescreen(self, account_id: str) -> None:
+        state = self.states[account_id]
+        version = self.versions.get(account_id, 0) + 1
+        self.versions[account_id] = version
+        cross_symbols = {p["symbol"] for p in state.positions if p["margin_mode"] == "cross"}
+        if len(cross_symbols) > 1:
+            self.always.add(account_id)
+            return
+        self.always.discard(account_id)
+        for position in state.positions:
+            if not self.market.get(position["symbol"]):
+                continue
+            price = liquidation_price(self.evaluator, state, position).price
+            if price is None:
+                continue
+            key = -price if position["side"] == "long" else price
+            heapq.heappush(self.heaps.setdefault((position["symbol"], position["side"]), []),
+                           (key, account_id, version))
+
+    def candidates(self) -> set[str]:
+        inputs = self.policy.procedure.price_inputs
+        found = set(self.always)
+        for (symbol, side), heap in self.heaps.items():
+            market = self.market.get(symbol)
+            if not market:
+                continue
+            prices = [market[name] for name in inputs if name in market]
+            if not prices:
+                continue
+            popped: list[tuple[Decimal, str, int]] = []
+            while heap:
+                key, account_id, version = heap[0]
+                if version != self.versions.get(account_id):
+                    heapq.heappop(heap)
+                    continue
+                reached = min(prices) <= -key if side == "long" else max(prices) >= key
+                if not reached:
+                    break
+                popped.append(heapq.heappop(heap))
+                found.add(account_id)
+            for entry in popped:  # stay screened: re-evaluated while the price stays beyond
+                heapq.heappush(heap, entry)
+        return found
+
+    # -- liquidation -------------------------------------------------------------------------
+    def check_account(self, time: int, account_id: str) -> None:
+        state = self.states[account_id]
+        evaluator = self.evaluator
+        units: list[list[dict[str, Any]]] = []
+        cross_triggered = False
+        for position in list(state.positions):
+            frame = evaluator.context(state).frame_for(position)
+            try:
+                triggered = bool(evaluator.expression("liquidation.trigger", frame))
+            except EngineError:
+                continue
+            if not triggered:
+                continue
+            if position["margin_mode"] == "isolated":
+                units.append([position])
+            else:
+                cross_triggered = True
+        if cross_triggered:
+            units.append([p for p in state.positions if p["margin_mode"] == "cross"])
+        if not units:
+            return
+        inputs = {"time": time, "account": account_id}
+        for unit in units:
+            unit = [p for p in unit if p in state.positions]
+            if not unit:
+                continue
+            result = liquidate(evaluator, state, unit, inputs)
+            allocations = self.waterfall.settle(time, state, result)
+            self.events.append(LiquidationEvent(time, account_id, result, allocations))
+        self.dirty.add(account_id)
+
+    # -- charges -----------------------------------------------------------------------------
+    def apply_charges(self, time: int, funding: dict[str, Decimal]) -> None:
+        for charge in self.policy.waterfall.charges:
+            if charge.at == "funding":
+                symbols = {s: rate for i, rate in funding.items() for s in self.instruments.get(i, ())}
+                if not symbols:
+                    continue
+            elif not (time > 0 and charge.every_seconds and time % charge.every_seconds == 0):
+                continue
+            else:
+                symbols = {}
+            for symbol, rate in symbols.items():
+                self.market[symbol]["funding_rate"] = rate
+            for account_id in sorted(self.states):
+                state = self.states[account_id]
+                targets: list[dict[str, Any] | None]
+                if charge.scope == "account":
+                    targets = [None] if (state.positions or state.debt) else []
+                else:
+                    targets = [p for p in state.positions if not symbols or p["symbol"] in symbols]
+                for position in targets:
+                    frame = (self.evaluator.context(state).frame_for(position) if position is not None
+                             else self.evaluator.context(state).frame_for(None))
+                    amount: Decimal = self.evaluator.expression(charge.amount, frame)
+                    if amount == 0:
+                        continue
+                    if position is not None and position["margin_mode"] == "isolated":
+                        position["isolated_margin"] -= amount
+                    else:
+                        state.wallet_balance -= amount
+                    if charge.to == "exchange":
+                        self.ledger.fee_revenue += amount
+                    elif charge.to == "insurance_fund":
+                        pool = self._pool(position["symbol"]) if position is not None else next(iter(self.ledger.insurance_funds))
+                        self.ledger.insurance_funds[pool] += amount
+                    else:
+                        self.ledger.market += amount
+                    self.charges[charge.name] = self.charges.get(charge.name, ZERO) + amount
+                    self.dirty.add(account_id)
+
+    # -- clawback ----------------------------------------------------------------------------
+    def equity(self, state: AccountState) -> Decimal:
+        total = state.balance()
+        for position in state.positions:
+            try:
+                total += self.evaluator.definition("unrealized_pnl", self.evaluator.context(state).frame_for(position))
+            except EngineError:
+                continue
+        return total
+
+    def settle_clawback(self, time: int, start_equity: dict[str, Decimal]) -> None:
+        uncovered = -self.ledger.clawback_receivable
+        if uncovered <= 0:
+            return
+        base = self.policy.waterfall.clawback_base
+        profits: dict[str, Decimal] = {}
+        for account_id in sorted(self.states):
+            state = self.states[account_id]
+            now = self.equity(state) if base == "equity" else state.balance()
+            start = start_equity[account_id] if base == "equity" else self.start_balances[account_id]
+            if now - start > 0:
+                profits[account_id] = now - start
+        total = sum(profits.values(), ZERO)
+        cap = self.policy.waterfall.clawback_cap
+        target = min(uncovered, cap * total) if total > 0 else ZERO
+        rate = target / total if total > 0 else ZERO
+        paid = ZERO
+        payers = sorted(profits)
+        step = self.policy.waterfall.clawback_step
+        for index, account_id in enumerate(payers):
+            if index == len(payers) - 1:
+                share = target - paid
+            else:
+                share = rate * profits[account_id]
+                if step is not None:
+                    share = quantize_to_step(share, step, "down")
+            self.clawback_paid[account_id] = share
+            self.states[account_id].wallet_balance -= share
+            paid += share
+            self.dirty.add(account_id)
+        self.ledger.clawback_receivable += paid
+        rest = uncovered - paid
+        if rest > 0:
+            self.ledger.clawback_receivable += rest
+            self.ledger.exchange -= rest
+            self.ledger.add_flow("write_off", rest)
+        self.ledger.add_flow("clawback_collected", paid)
+        self.clawbacks.append(Clawback(time, uncovered, total, rate, paid, rest, len(payers)))
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def refresh_balances(self, account_ids: set[str]) -> None:
+        for account_id in account_ids:
+            new = self.states[account_id].balance()
+            self.traders_total += new - self.balances[account_id]
+            self.balances[account_id] = new
+
+    def check_conservation(self, time: int) -> None:
+        difference = self.traders_total + self.ledger.total() - self.start_total
+        if difference != 0:
+            raise ConservationError(
+                f"money is not conserved at t={time}: traders + ledger differ from the start by "
+                f"{difference}; refusing to report"
+            )
+
+    def run(self, progress: Progress | None) -> SimulationResult:
+        scenario = self.scenario
+        times = scenario.times()
+        paths = scenario.paths
+        cursor = {instrument: 0 for instrument in paths}
+        start_equity: dict[str, Decimal] = {}
+        self.start_balances = dict(self.balances)
+        settlement = scenario.settlement_seconds
+        for step, time in enumerate(times):
+            points = {}
+            funding: dict[str, Decimal] = {}
+            for instrument, path in paths.items():
+                index = cursor[instrument]
+                while index + 1 < len(path.points) and path.points[index + 1].time <= time:
+                    index += 1
+                cursor[instrument] = index
+                points[instrument] = path.points[index]
+                for event in path.funding:
+                    if event.time == time:
+                        funding[instrument] = event.rate
+            self.set_market(time, points)
+            if step == 0:
+                start_equity = {aid: self.equity(s) for aid, s in self.states.items()}
+            self.apply_charges(time, funding)
+            touched = set(self.dirty)
+            self.refresh_balances(touched)
+            for account_id in sorted(self.dirty):
+                self.rescreen(account_id)
+            self.dirty.clear()
+            for account_id in sorted(self.candidates()):
+                self.check_account(time, account_id)
+            for state in self.states.values():
+                if state.debt > 0:
+                    state.debt_age += Decimal(scenario.step_seconds)
+            if settlement and time > 0 and time % settlement == 0:
+                self.settle_clawback(time, start_equity)
+            self.refresh_balances(set(self.dirty))
+            self.check_conservation(time)
+            self.fund_series.append((time, sum(self.ledger.insurance_funds.values(), ZERO)))
+            if progress is not None:
+                progress(step + 1, len(times))
+        end = times[-1] if times else 0
+        self.settle_clawback(end, start_equity)
+        self.refresh_balances(set(self.states))
+        self.check_conservation(end)
+        return self.result(start_equity, len(times))
+
+    def result(self, start_equity: dict[str, Decimal], steps: int) -> SimulationResult:
+        fates: dict[str, Fate] = {}
+        by_account: dict[str, list[LiquidationEvent]] = {}
+        for event in self.events:
+            by_account.setdefault(event.account_id, []).append(event)
+        haircuts: dict[str, Decimal] = {}
+        for deleverage in self.waterfall.deleverages:
+            haircuts[deleverage.account_id] = haircuts.get(deleverage.account_id, ZERO) + deleverage.haircut
+        clawback_paid = self.clawback_paid
+        for account_id in sorted(self.states):
+            state = self.states[account_id]
+            events = by_account.get(account_id, [])
+            kind = "none"
+            if events:
+                kind = "full" if any(e.liquidation.statement.fully_liquidated for e in events) else "partial"
+            notional = ZERO
+            for event in events:
+                for order in event.liquidation.statement.orders:
+                    notional += order.quantity * self.policy.markets[order.symbol].contract_size * order.mark_price
+            fates[account_id] = Fate(
+                account_id, kind, sum(len(e.liquidation.statement.orders) for e in events), notional,
+                sum((e.liquidation.statement.fees_collected for e in events), ZERO),
+                start_equity.get(account_id, ZERO), self.equity(state), state.debt,
+                haircuts.get(account_id, ZERO), clawback_paid.get(account_id, ZERO),
+                events[0].time if events else None,
+            )
+        return SimulationResult(
+            policy_id=self.policy.id, policy_title=self.policy.title, policy_digest=self.policy.digest,
+            scenario_id=self.scenario.id, accounts=len(self.states), steps=steps,
+            events=tuple(self.events), deleverages=tuple(self.waterfall.deleverages),
+            clawbacks=tuple(self.clawbacks), insurance_fund_series=tuple(self.fund_series),
+            insurance_fund_start=self.fund_start, flows=dict(self.ledger.flows), fates=fates,
+            conservation_error=self.traders_total + self.ledger.total() - self.start_total,
+            fee_revenue=self.ledger.fee_revenue, write_offs=-self.ledger.exchange,
+            debt_outstanding=sum((s.debt for s in self.states.values()), ZERO),
+            charges=dict(self.charges),
+        )
+
+
+def simulate(policy: Policy, book: Book, scenario: Scenario, *, progress: Progress | None = None) -> SimulationResult:
+    """Run `book` through `scenario` under `policy`; raises ConservationError if money leaks."""
+    with decimal.localcontext(DECIMAL_CONTEXT):
+        return _Simulation(policy, book, scenario).run(progress)
