@@ -26,11 +26,74 @@ from engine.numbers import DECIMAL_CONTEXT
 _FAST_PATH_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
 
 
+def _in_engine_context() -> bool:
+    """Whether the current decimal context is (a copy of) the engine's, so no switch is needed."""
+    current = decimal.getcontext()
+    return (
+        current.Emax == DECIMAL_CONTEXT.Emax
+        and current.prec == DECIMAL_CONTEXT.prec
+        and current.traps[decimal.FloatOperation]
+        and current.traps[decimal.DivisionByZero]
+    )
+
+
+def _occurrences(expr: ast.Expr) -> tuple[list[ast.Expr], dict[ast.Expr, int]]:
+    """Sub-expressions in evaluation order (post-order) that run unconditionally, and how often
+    every sub-expression occurs.  Branches of `if`, the right side of `and`/`or` and the inside
+    of aggregates may not run, so they are counted but never listed as unconditional.
+    """
+    unconditional: list[ast.Expr] = []
+    counts: dict[ast.Expr, int] = {}
+    stack: list[tuple[ast.Expr, bool, bool]] = [(expr, True, False)]
+    while stack:
+        node, certain, expanded = stack.pop()
+        if expanded:
+            if certain:
+                unconditional.append(node)
+            continue
+        counts[node] = counts.get(node, 0) + 1
+        stack.append((node, certain, True))
+        match node:
+            case ast.Aggregate():
+                children: list[tuple[ast.Expr, bool]] = []
+            case ast.Conditional(condition=condition, then=then, otherwise=otherwise):
+                children = [(condition, certain), (then, False), (otherwise, False)]
+            case ast.BoolOp(left=left, right=right):
+                children = [(left, certain), (right, False)]
+            case _:
+                children = [(child, certain) for child in ast.children(node)]
+        stack.extend((child, flag, False) for child, flag in reversed(children))
+    return unconditional, counts
+
+
 class _Generator:
     def __init__(self, definitions: Definitions) -> None:
         self.definitions = definitions
         self.constants: dict[str, object] = {}
         self.by_identity: dict[tuple[type, object], str] = {}
+        self.hoisted: dict[ast.Expr, str] = {}
+
+    def body(self, expr: ast.Expr) -> tuple[list[str], str]:
+        """Lines computing repeated sub-expressions once into locals, and the result expression.
+
+        Only sub-expressions that run unconditionally and occur more than once are hoisted, so
+        short-circuiting never evaluates anything the expression itself would not.
+        """
+        unconditional, counts = _occurrences(expr)
+        lines: list[str] = []
+        self.hoisted = {}
+        for node in unconditional:
+            if counts[node] < 2 or node in self.hoisted or node is expr:
+                continue
+            if isinstance(node, ast.Const) or (isinstance(node, ast.Name) and node.name in ROOTS):
+                continue
+            code = self.expr(node, {})
+            name = f"t{len(self.hoisted)}"
+            lines.append(f"    {name} = {code}")
+            self.hoisted[node] = name
+        result = self.expr(expr, {})
+        self.hoisted = {}
+        return lines, result
 
     def constant(self, value: object) -> str:
         hashable = isinstance(value, Decimal | str | bool)
@@ -43,6 +106,9 @@ class _Generator:
         return name
 
     def expr(self, node: ast.Expr, bound: Mapping[str, str]) -> str:
+        hoisted = self.hoisted.get(node) if self.hoisted else None
+        if hoisted is not None:
+            return hoisted
         match node:
             case ast.Const(value=value):
                 if isinstance(value, bool):
@@ -95,9 +161,9 @@ class _Generator:
                 inner = {**bound, variable: local}
                 source = self.expr(collection, bound)
                 where = f" if {self.expr(condition, inner)}" if condition is not None else ""
-                if function == "count":
-                    return f"_count([1 for {local} in {source}{where}])"
                 item = self.expr(element, inner)
+                if function == "count":  # the element is evaluated, as in the reference
+                    return f"_count([{item} for {local} in {source}{where}])"
                 return f"_agg_{function}([{item} for {local} in {source}{where}])"
 
 
@@ -130,6 +196,11 @@ class CompiledExpression:
     is_definition: bool = False
 
     def __call__(self, frame: Frame) -> Value:
+        if _in_engine_context():  # callers that batch evaluations enter the context once
+            try:
+                return self.fast(frame)
+            except _FAST_PATH_ERRORS:
+                return self.locate_failure(frame)
         with decimal.localcontext(DECIMAL_CONTEXT):
             try:
                 return self.fast(frame)
@@ -178,13 +249,15 @@ def compile_program(
     generator = _Generator(tables)
     lines: list[str] = []
     for name, (expr, _) in definitions.items():
-        body = generator.expr(expr, {})
+        hoisted, body = generator.body(expr)
         lines += [
             f"def _d_{name}(F):",
             "    cache = F.cache",
             f"    value = cache.get({name!r}, _MISSING)",
-            "    if value is _MISSING:",
-            f"        value = cache[{name!r}] = {body}",
+            "    if value is not _MISSING:",
+            "        return value",
+            *hoisted,
+            f"    value = cache[{name!r}] = {body}",
             "    return value",
             "",
         ]
@@ -192,7 +265,8 @@ def compile_program(
     for index, (name, (expr, _)) in enumerate(expressions.items()):
         function = f"_e{index}"
         expression_names[name] = function
-        lines += [f"def {function}(F):", f"    return {generator.expr(expr, {})}", ""]
+        hoisted, body = generator.body(expr)
+        lines += [f"def {function}(F):", *hoisted, f"    return {body}", ""]
     source = "\n".join(lines)
     namespace: dict[str, Any] = {"__builtins__": {"min": min, "max": max, "abs": abs}}
     namespace.update(_HELPERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import functools
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,7 +14,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 
 from engine.dsl import ast
 from engine.errors import ExpressionError
-from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.numbers import MAX_DIGITS, NumberSyntaxError, parse_decimal
 from engine.source import Diagnostic, SourceFile, Span
 
 MAX_LENGTH = 10_000
@@ -99,8 +100,8 @@ class _ToAst(Transformer[Token, ast.Expr]):
         except NumberSyntaxError as error:
             self.bad_numbers.append((token, str(error)))
             value = Decimal(0)
-        if scale is not None:
-            value = value.scaleb(-2)
+        if scale is not None:  # exact: scaleb rounds to the context, <= MAX_DIGITS digits fit
+            value = value.scaleb(-2, context=decimal.Context(prec=MAX_DIGITS))
         return ast.Const(value=value, span=self.spans.of_token(token))
 
     def number(self, meta: Any, children: list[Token]) -> ast.Expr:
@@ -251,6 +252,8 @@ def _syntax_diagnostic(error: lark.exceptions.UnexpectedInput, text: str, spans:
             span = spans.of_token(token)
             if str(token) == "=":
                 hint = _MISTAKES["="]
+            elif str(token) == "*" and text[: token.start_pos or 0].endswith("*"):
+                hint = _MISTAKES["**"]
     else:  # UnexpectedEOF
         message = "unexpected end of expression"
         end_line, end_column = _end_position(text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from engine.dsl import ast
-from engine.numbers import format_decimal
+from engine.numbers import MAX_DIGITS, format_decimal
 
 _CONDITIONAL, _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POSTFIX, _ATOM = range(10)
 
@@ -47,7 +47,10 @@ def _constant(value: Decimal | bool | str) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
-    return format_decimal(value)
+    text = format_decimal(value)
+    if sum(char.isdigit() for char in text) > MAX_DIGITS:  # 1e70: keep the exponent to parse back
+        return str(value)
+    return text
 
 
 def print_expression(node: ast.Expr) -> str:

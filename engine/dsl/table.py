@@ -36,6 +36,9 @@ class Table:
     type: TableType
     rows: tuple[Row, ...]
     _groups: dict[tuple[object, ...], _Group] = field(init=False, repr=False, compare=False)
+    # The common shape (one interval key, no exact keys) gets a direct bisect: lookups sit on
+    # the hot path of every maintenance-margin evaluation.
+    _single: _Group | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         interval = self.interval_key
@@ -55,6 +58,10 @@ class Table:
             )
             groups[key] = _Group(lows, highs, tuple(rows))
         object.__setattr__(self, "_groups", groups)
+        single = None
+        if len(self.type.keys) == 1 and interval is not None:
+            single = groups.get((), None)
+        object.__setattr__(self, "_single", single)
 
     @property
     def name(self) -> str:
@@ -72,6 +79,14 @@ class Table:
 
     def lookup(self, values: Sequence[object]) -> Row:
         """Return the first row matching `values` (one per key, in key order)."""
+        single = self._single
+        first = values[0] if values else None
+        if single is not None and len(values) == 1 and isinstance(first, Decimal):
+            found = bisect.bisect_right(single.lows, first) - 1
+            if found >= 0:
+                top = single.highs[found]
+                if top is None or first < top:
+                    return single.rows[found]
         exact = tuple(v for v, key in zip(values, self.type.keys, strict=True) if key.kind == "exact")
         group = self._groups.get(exact)
         if group is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.dsl.runtime import EvaluationContext
 from engine.errors import EngineError, InputError, PolicyError
-from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
 from engine.policy.schema import Pointer, schema_diagnostics
 from engine.policy.yaml_reader import SourceMap, read_yaml_file
@@ -35,11 +35,14 @@ class Account:
 
     def as_dict(self) -> dict[str, Any]:
         """The account in the documented JSON form (numbers as strings)."""
+        def text(value: Any) -> str:
+            return format_decimal(value) if isinstance(value, Decimal) else str(value)
+
         return {
             "id": self.id,
-            "wallet_balance": str(self.wallet_balance),
-            "positions": [{k: str(v) for k, v in p.items()} for p in self.positions],
-            "market": {s: {k: str(v) for k, v in m.items()} for s, m in self.market.items()},
+            "wallet_balance": text(self.wallet_balance),
+            "positions": [{k: text(v) for k, v in p.items()} for p in self.positions],
+            "market": {s: {k: text(v) for k, v in m.items()} for s, m in self.market.items()},
         }
 
 

@@ -170,14 +170,14 @@ class _Run:
             if category == "fees":
                 total = ZERO
                 for name, _, amount, _ in charged:
-                    take = min(amount, available)
+                    take = min(amount, max(available, ZERO))
                     collected[name] = take
                     available -= take
                     total += take
                 consumed.append(("fees", total))
             else:
                 owed = max(ZERO, -pnl_mark) if category == "loss" else max(ZERO, -slippage)
-                take = min(owed, available)
+                take = min(owed, max(available, ZERO))  # a negative wallet (debt) pays nothing
                 available -= take
                 shortfall += owed - take
                 consumed.append((category, take))

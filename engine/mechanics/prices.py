@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import EngineError
+from engine.dsl.runtime import EvaluationContext
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import ZERO, quantize_to_step
-from engine.policy.procedure import PriceRule
+from engine.policy.procedure import RESIDUAL, PriceRule
 
 MAX_DOUBLINGS = 60
 REFINE_STEPS = 64
@@ -92,6 +93,65 @@ def _refine(holds: Callable[[Decimal], bool], inside: Decimal, outside: Decimal)
     return inside
 
 
+def _secant_boundary(
+    residual: Callable[[Decimal], Decimal | None], start: Decimal, direction: int, tick: Decimal
+) -> Decimal | None:
+    """Approximate price where `residual` turns >= 0 moving from `start` in `direction`.
+
+    Bracket by secant-guided jumps (at most halving or doubling the price per jump), then a
+    safeguarded secant: whenever a secant step fails to halve the bracket, the next step
+    bisects.  Returns None when no sign change is found; the caller confirms on the tick grid
+    with the condition itself, or falls back to plain bisection.
+    """
+    f_start = residual(start)
+    if f_start is None:
+        return None
+    toward = direction if f_start < 0 else -direction
+    inside = f_start >= 0
+
+    def limit(candidate: Decimal, origin: Decimal) -> Decimal:
+        low, high = origin / 2, origin * 2
+        return min(max(candidate, low), high)
+
+    a, fa = start, f_start
+    b = limit(a + toward * max(tick, start / 50), a)
+    for _ in range(MAX_DOUBLINGS):
+        fb = residual(b)
+        if fb is None:
+            return None
+        if (fb >= 0) != inside:
+            break
+        if b <= tick:
+            return None
+        guess = b - fb * (b - a) / (fb - fa) if fb != fa else b + toward * abs(b - a)
+        if (guess - b) * toward <= 0:
+            guess = b + toward * abs(b - a) * 2
+        a, fa = b, fb
+        b = max(limit(guess, a), tick)
+    else:
+        return None
+    bisect_next = False
+    for _ in range(REFINE_STEPS):
+        width = abs(b - a)
+        if width <= tick:
+            break
+        if bisect_next or fb == fa:
+            c = (a + b) / 2
+        else:
+            c = b - fb * (b - a) / (fb - fa)
+            if not (min(a, b) < c < max(a, b)):
+                c = (a + b) / 2
+        fc = residual(c)
+        if fc is None:
+            return None
+        if (fc >= 0) == (fb >= 0):
+            b, fb = c, fc
+        else:
+            a, fa = c, fc
+        bisect_next = abs(b - a) > width / 2
+    return b if (fb >= 0) else a
+
+
 def solve_price(
     evaluator: Evaluator,
     state: AccountState,
@@ -110,13 +170,17 @@ def solve_price(
         return SolvedPrice(None, None)
     index = next((i for i, p in enumerate(state.positions) if p is position), None)
     compiled = policy.expressions[condition_key]
+    residual_expr = policy.expressions.get(condition_key + RESIDUAL)
     bracket = policy.program.definitions.get("bracket")
+    base = evaluator.context(state)
+    base_markets = dict(base.markets)
+    account = base.account
+    target = state.positions[index] if index is not None else position
 
     def frame_at(price: Decimal) -> Any:
-        overrides = {symbol: {name: price for name in inputs}}
-        context = evaluator.context(state, overrides)
-        target = state.positions[index] if index is not None else position
-        return context.frame_for(target)
+        markets = dict(base_markets)
+        markets[symbol] = {**base_markets[symbol], **{name: price for name in inputs}}
+        return EvaluationContext(account, markets).frame_for(target)
 
     def holds_at(price: Decimal) -> bool:
         try:
@@ -124,9 +188,23 @@ def solve_price(
         except EngineError:
             return False
 
+    def residual_at(price: Decimal) -> Decimal | None:
+        if residual_expr is None:
+            return None
+        try:
+            value: Decimal = residual_expr(frame_at(price))
+        except EngineError:
+            return None
+        return value
+
     direction = danger_direction(position)
-    start = max(1, int(current / tick))
-    k = _tick_search(lambda n: holds_at(tick * n), start, direction)
+    k: int | None = None
+    guess = _secant_boundary(residual_at, current, direction, tick) if residual_expr else None
+    if guess is not None and guess > 0:
+        k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
+    if k is None:
+        start = max(1, int(current / tick))
+        k = _tick_search(lambda n: holds_at(tick * n), start, direction)
     if k is None:
         return SolvedPrice(None, None)
     boundary = tick * k
@@ -142,6 +220,29 @@ def solve_price(
     outside = boundary - direction * tick
     exact = _refine(holds_at, boundary, max(outside, ZERO)) if outside > 0 else boundary
     return SolvedPrice(quantize_to_step(exact, step, rule.rounding), boundary, tier)
+
+
+def _confirm_tick(holds: Callable[[int], bool], guess: int, direction: int, limit: int = 8) -> int | None:
+    """From a guessed tick near the boundary, walk to k with holds(k) and not holds(k - direction).
+
+    `direction` is the danger direction: holding ticks lie on that side.  Returns None when the
+    walk does not settle within `limit` ticks (the caller falls back to bisection).
+    """
+    k = guess
+    if holds(k):
+        for _ in range(limit):
+            previous = k - direction
+            if previous <= 0 or not holds(previous):
+                return k
+            k = previous
+        return None
+    for _ in range(limit):
+        k += direction
+        if k <= 0:
+            return None
+        if holds(k):
+            return k
+    return None
 
 
 def liquidation_price(evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]) -> SolvedPrice:

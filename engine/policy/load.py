@@ -18,6 +18,7 @@ from engine.dsl import ast
 from engine.dsl.check import Scope, check_expression, did_you_mean
 from engine.dsl.compile import compile_program
 from engine.dsl.parser import parse_expression
+from engine.dsl.residual import residual_of
 from engine.dsl.table import Table, interval_problems
 from engine.dsl.types import ANY, BOOL, NUMBER, STRING, RecordType, TableKey, TableType, Type
 from engine.errors import ExpressionError, PolicyError
@@ -27,6 +28,7 @@ from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
+    RESIDUAL,
     REQUIRED_DEFINITIONS,
     build_procedure,
     build_waterfall,
@@ -82,6 +84,7 @@ class _Builder:
         self.path = path
         self.diagnostics: list[Diagnostic] = []
         self.resolved: set[int] = set()
+        self.parsed: dict[str, ast.Expr] = {}
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
@@ -270,6 +273,7 @@ class _Builder:
             expr = self.parse(pointer, item["expr"])
             if expr is not None:
                 parsed[name] = (expr, item)
+                self.parsed[name] = expr
                 if _literal_numbers(expr) and not item.get("source") and not item.get("assumption"):
                     self.warn("W002", f"definition '{name}' contains numbers but neither `source` nor `assumption`",
                               self.at(("definitions", name), True),
@@ -344,6 +348,8 @@ class _Builder:
             self.resolved |= checked.definition_attributes
             if not checked.diagnostics:
                 result[key_of(pointer)] = (expr, checked.type)
+                if key_of(pointer) in ("liquidation.trigger", "liquidation.bankruptcy"):
+                    result[key_of(pointer) + RESIDUAL] = (self.residual(expr, scope), NUMBER)
         waterfall = self.data.get("waterfall", {})
         order = waterfall.get("order", [])
         if order and order[-1] not in ("debt", "write_off"):
@@ -370,6 +376,11 @@ class _Builder:
                     self.error("E413", f"step '{step['name']}' reduces but has no `quantity`",
                                self.at(("liquidation", "steps", index)))
         return result
+
+    def residual(self, expr: ast.Expr, scope: Scope) -> ast.Expr:
+        """The numeric residual of a condition, for the price solver (see engine/dsl/residual.py)."""
+        boolean = frozenset(n for n, t in scope.definitions.items() if t == BOOL and n in self.parsed)
+        return residual_of(expr, self.parsed, boolean)
 
     # -- examples ----------------------------------------------------------------------------
     def examples(self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]) -> tuple[Example, ...]:

@@ -43,6 +43,9 @@ REQUIRED_DEFINITIONS = (
 
 DEFAULT_BANKRUPTCY = "margin_balance <= 0"
 
+# Suffix of the compiled numeric residual of a condition (`liquidation.trigger#residual`).
+RESIDUAL = "#residual"
+
 
 def key_of(pointer: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in pointer)

@@ -1,0 +1,48 @@
+"""A numeric residual for a boolean condition: >= 0 exactly where (up to ties) the condition holds.
+
+Solvers search for where a condition starts to hold; a boolean gives them one bit per
+evaluation (bisection), a residual also says how far away the boundary is (secant steps).  It
+is derived from the condition's own tree: `a >= b` → `a - b`, `and` → `min`, `or` → `max`,
+`not` → negation, boolean definitions are followed; any other condition becomes a step
+(`if c then 1e30 else -1e30`).  Callers still confirm the boundary with the condition itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from engine.dsl import ast
+
+_STEP = Decimal("1e30")
+_MAX_INLINE = 8
+
+
+def residual_of(
+    expr: ast.Expr, definitions: Mapping[str, ast.Expr], boolean: frozenset[str], depth: int = 0
+) -> ast.Expr:
+    """The residual of boolean `expr`; `boolean` names the definitions that are booleans."""
+    span = expr.span
+    match expr:
+        case ast.Compare(op=">=" | ">", left=left, right=right):
+            return ast.Binary(op="-", left=left, right=right, span=span)
+        case ast.Compare(op="<=" | "<", left=left, right=right):
+            return ast.Binary(op="-", left=right, right=left, span=span)
+        case ast.BoolOp(op=op, left=left, right=right):
+            parts = (
+                residual_of(left, definitions, boolean, depth),
+                residual_of(right, definitions, boolean, depth),
+            )
+            return ast.Call(function="min" if op == "and" else "max", arguments=parts,
+                            span=span, name_span=span)
+        case ast.Not(operand=operand):
+            return ast.Negate(operand=residual_of(operand, definitions, boolean, depth), span=span)
+        case ast.Name(name=name) if name in boolean and depth < _MAX_INLINE:
+            return residual_of(definitions[name], definitions, boolean, depth + 1)
+        case _:
+            return ast.Conditional(
+                condition=expr,
+                then=ast.Const(value=_STEP, span=span),
+                otherwise=ast.Negate(operand=ast.Const(value=_STEP, span=span), span=span),
+                span=span,
+            )

@@ -1,0 +1,178 @@
+"""The same book through the same scenario under several policies, side by side.
+
+Besides the per-policy results, a comparison explains itself: the accounts whose fate differs
+most between policies, with the rule that made the difference, and how each policy's
+liquidation price moves with leverage for a reference position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine.errors import EngineError
+from engine.mechanics.quote import quote_prices
+from engine.numbers import format_decimal
+from engine.policy.model import Policy
+from engine.simulation.model import Book, Scenario
+from engine.simulation.results import Fate, SimulationResult
+from engine.simulation.simulate import Progress, simulate
+
+CURVE_LEVERAGES = tuple(Decimal(x) for x in (1, 2, 3, 5, 10, 20, 25, 50, 75, 100, 125))
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDifference:
+    account_id: str
+    spread: Decimal  # largest minus smallest loss across policies
+    fates: tuple[Fate, ...]  # one per policy, in policy order
+    reasons: tuple[str, ...]
+
+    def as_dict(self, policy_ids: Sequence[str]) -> dict[str, Any]:
+        return {
+            "account": self.account_id,
+            "loss_spread": format_decimal(self.spread),
+            "fates": {pid: fate.as_dict() for pid, fate in zip(policy_ids, self.fates, strict=True)},
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageCurve:
+    """Liquidation price of a reference position at each leverage, per policy."""
+
+    instrument: str
+    side: str
+    quantity: Decimal
+    entry_price: Decimal
+    points: dict[str, tuple[tuple[Decimal, Decimal | None], ...]]  # policy id -> (leverage, price)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "instrument": self.instrument, "side": self.side,
+            "quantity": format_decimal(self.quantity), "entry_price": format_decimal(self.entry_price),
+            "points": {
+                pid: [[format_decimal(lev), format_decimal(price) if price is not None else None]
+                      for lev, price in points]
+                for pid, points in self.points.items()
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    scenario: Scenario
+    book_size: int
+    book_path: str
+    results: tuple[SimulationResult, ...]
+    differences: tuple[AccountDifference, ...]
+    curve: LeverageCurve | None
+
+    @property
+    def policy_ids(self) -> list[str]:
+        return [r.policy_id for r in self.results]
+
+    def as_dict(self, *, events: bool = False) -> dict[str, Any]:
+        return {
+            "scenario": {"id": self.scenario.id, "title": self.scenario.title,
+                         "steps": len(self.scenario.times())},
+            "book": {"path": self.book_path, "accounts": self.book_size},
+            "policies": [r.as_dict(events=events) for r in self.results],
+            "differences": [d.as_dict(self.policy_ids) for d in self.differences],
+            "leverage_curve": self.curve.as_dict() if self.curve else None,
+        }
+
+
+def _reasons(ids: Sequence[str], fates: Sequence[Fate]) -> list[str]:
+    """Name the rule behind each difference, most decisive first."""
+    reasons: list[str] = []
+    kinds = {pid: fate.liquidation for pid, fate in zip(ids, fates, strict=True)}
+    if len(set(kinds.values())) > 1:
+        liquidated = [pid for pid, kind in kinds.items() if kind != "none"]
+        spared = [pid for pid, kind in kinds.items() if kind == "none"]
+        if liquidated and spared:
+            reasons.append(
+                f"trigger and maintenance margin: liquidated under {', '.join(liquidated)}, "
+                f"not under {', '.join(spared)}"
+            )
+        partial = [pid for pid, kind in kinds.items() if kind == "partial"]
+        full = [pid for pid, kind in kinds.items() if kind == "full"]
+        if partial and full:
+            reasons.append(
+                f"steps: partially liquidated under {', '.join(partial)}, "
+                f"fully under {', '.join(full)}"
+            )
+    times = {pid: f.first_liquidation_time for pid, f in zip(ids, fates, strict=True)
+             if f.first_liquidation_time is not None}
+    if len(set(times.values())) > 1:
+        order = sorted(times.items(), key=lambda item: item[1])
+        reasons.append("trigger timing: first liquidated " + ", ".join(f"{pid} at t={t}s" for pid, t in order))
+    for label, attribute in (("fees", "fees"), ("ADL haircut", "adl_haircut"),
+                             ("clawback", "clawback_paid"), ("debt", "debt")):
+        values = {pid: getattr(f, attribute) for pid, f in zip(ids, fates, strict=True)}
+        if len(set(values.values())) > 1 and any(values.values()):
+            shown = ", ".join(f"{pid} {format_decimal(v)}" for pid, v in values.items())
+            reasons.append(f"{label}: {shown}")
+    if not reasons:
+        reasons.append("settlement: different fill or settlement prices and margin left")
+    return reasons
+
+
+def _differences(results: Sequence[SimulationResult], limit: int) -> tuple[AccountDifference, ...]:
+    ids = [r.policy_id for r in results]
+    common = set.intersection(*(set(r.fates) for r in results)) if results else set()
+    found: list[AccountDifference] = []
+    for account_id in common:
+        fates = tuple(r.fates[account_id] for r in results)
+        losses = [f.loss for f in fates]
+        spread = max(losses) - min(losses)
+        kinds = {f.liquidation for f in fates}
+        if spread == 0 and len(kinds) == 1:
+            continue
+        found.append(AccountDifference(account_id, spread, fates, tuple(_reasons(ids, fates))))
+    found.sort(key=lambda d: (-d.spread, d.account_id))
+    return tuple(found[:limit])
+
+
+def leverage_curve(policies: Sequence[Policy], scenario: Scenario) -> LeverageCurve | None:
+    """Liquidation price of 1 unit long at the scenario's first price, for each leverage."""
+    if not scenario.paths:
+        return None
+    instrument = sorted(scenario.paths)[0]
+    entry = scenario.paths[instrument].points[0].mark_price
+    points: dict[str, tuple[tuple[Decimal, Decimal | None], ...]] = {}
+    for policy in policies:
+        symbol = next((s for s, m in policy.markets.items() if (m.instrument or s) == instrument), None)
+        if symbol is None:
+            continue
+        size = Decimal(1) / policy.markets[symbol].contract_size
+        row: list[tuple[Decimal, Decimal | None]] = []
+        for leverage in CURVE_LEVERAGES:
+            try:
+                price = quote_prices(policy, symbol=symbol, side="long", size=size, entry_price=entry,
+                                     leverage=leverage).liquidation_price
+            except EngineError:
+                price = None
+            row.append((leverage, price))
+        points[policy.id] = tuple(row)
+    return LeverageCurve(instrument, "long", Decimal(1), entry, points)
+
+
+def compare(
+    policies: Sequence[Policy],
+    book: Book,
+    scenario: Scenario,
+    *,
+    limit: int = 10,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Simulate each policy on the same book and scenario and explain the differences."""
+    results = tuple(simulate(policy, book, scenario, progress=progress) for policy in policies)
+    return Comparison(
+        scenario, len(book.accounts), book.path, results, _differences(results, limit),
+        leverage_curve(policies, scenario),
+    )
+
+
