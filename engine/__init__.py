@@ -1,5 +1,77 @@
-"""liqpolicy: exchange liquidation rules as data, run by one exact-decimal engine."""
+"""liqpolicy: exchange liquidation rules as data, run by one exact-decimal engine.
 
-from engine._version import __version__
+The public Python API (guide: ``docs/api.md``)::
 
-__all__ = ["__version__"]
+    import engine
+
+    policy = engine.load_policy("my-venue.yaml")     # a path, or a shipped policy id
+    result = engine.evaluate(policy, account_dict)   # -> AccountResult
+    quote = engine.liquidation_price(policy, symbol="BTCUSDT", side="long",
+                                     size="2", entry_price="60000", leverage="10")
+    engine.to_json(result)                           # the documented JSON, decimals as text
+
+Everything listed in ``__all__`` is stable API; other modules are internal.  Errors are
+:class:`EngineError` subclasses carrying :class:`Diagnostic` objects (``engine.errors``).
+"""
+
+from engine._version import __version__ as __version__
+from engine.api import check_policy as check_policy
+from engine.api import error_as_dict as error_as_dict
+from engine.api import evaluate as evaluate
+from engine.api import liquidation_price as liquidation_price
+from engine.api import load_policy as load_policy
+from engine.api import run_examples as run_examples
+from engine.api import shipped_policies as shipped_policies
+from engine.api import to_json as to_json
+from engine.dsl import check_expression as check_expression
+from engine.dsl import compile_expression as compile_expression
+from engine.dsl import parse_expression as parse_expression
+from engine.dsl import print_expression as print_expression
+from engine.dsl.check import Scope as Scope
+from engine.errors import EngineError as EngineError
+from engine.errors import EvaluationError as EvaluationError
+from engine.errors import ExpressionError as ExpressionError
+from engine.errors import InputError as InputError
+from engine.errors import PolicyError as PolicyError
+from engine.mechanics.accounts import Account as Account
+from engine.mechanics.accounts import parse_account as parse_account
+from engine.mechanics.accounts import read_account_file as read_account_file
+from engine.mechanics.evaluate import AccountResult as AccountResult
+from engine.mechanics.evaluate import PositionResult as PositionResult
+from engine.mechanics.examples import ExampleResult as ExampleResult
+from engine.mechanics.quote import PriceQuote as PriceQuote
+from engine.mechanics.statement import Statement as Statement
+from engine.policy.model import Policy as Policy
+from engine.source import Diagnostic as Diagnostic
+
+__all__ = [
+    "Account",
+    "AccountResult",
+    "Diagnostic",
+    "EngineError",
+    "EvaluationError",
+    "ExampleResult",
+    "ExpressionError",
+    "InputError",
+    "Policy",
+    "PolicyError",
+    "PositionResult",
+    "PriceQuote",
+    "Scope",
+    "Statement",
+    "__version__",
+    "check_expression",
+    "check_policy",
+    "compile_expression",
+    "error_as_dict",
+    "evaluate",
+    "liquidation_price",
+    "load_policy",
+    "parse_account",
+    "parse_expression",
+    "print_expression",
+    "read_account_file",
+    "run_examples",
+    "shipped_policies",
+    "to_json",
+]

@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from engine._version import __version__
-from engine.cli import evaluate, expr, liq_price, schema, test_cmd, validate
+from engine.cli import (
+    book,
+    compare,
+    diff,
+    evaluate,
+    expr,
+    liq_price,
+    schema,
+    serve,
+    simulate,
+    test_cmd,
+    validate,
+)
 from engine.cli.command import EXIT_CODES_HELP, Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.errors import EngineError, EvaluationError, InputError, PolicyError
@@ -28,8 +40,13 @@ COMMANDS: tuple[Command, ...] = (
     test_cmd.COMMAND,
     evaluate.COMMAND,
     liq_price.COMMAND,
+    book.COMMAND,
+    simulate.COMMAND,
+    compare.COMMAND,
+    diff.COMMAND,
     expr.COMMAND,
     schema.COMMAND,
+    serve.COMMAND,
 )
 
 PROG = "liqpolicy"

@@ -94,7 +94,11 @@ def _refine(holds: Callable[[Decimal], bool], inside: Decimal, outside: Decimal)
 
 
 def _secant_boundary(
-    residual: Callable[[Decimal], Decimal | None], start: Decimal, direction: int, tick: Decimal
+    residual: Callable[[Decimal], Decimal | None],
+    start: Decimal,
+    direction: int,
+    tick: Decimal,
+    hint: Decimal | None = None,
 ) -> Decimal | None:
     """Approximate price where `residual` turns >= 0 moving from `start` in `direction`.
 
@@ -115,6 +119,8 @@ def _secant_boundary(
 
     a, fa = start, f_start
     b = limit(a + toward * max(tick, start / 50), a)
+    if hint is not None and (hint - a) * toward > 0:
+        b = hint  # a price known to lie on the other side (e.g. the scenario's worst price)
     for _ in range(MAX_DOUBLINGS):
         fb = residual(b)
         if fb is None:
@@ -158,8 +164,13 @@ def solve_price(
     position: Mapping[str, Any],
     condition_key: str,
     rule: PriceRule,
+    hint: Decimal | None = None,
 ) -> SolvedPrice:
-    """Solve the price of `position`'s market at which `condition_key` starts to hold."""
+    """Solve the price of `position`'s market at which `condition_key` starts to hold.
+
+    `hint`, when given, is a price at which the condition is known to hold: it brackets the
+    search from the start.
+    """
     policy = evaluator.policy
     symbol = position["symbol"]
     market = policy.markets[symbol]
@@ -173,7 +184,7 @@ def solve_price(
     residual_expr = policy.expressions.get(condition_key + RESIDUAL)
     bracket = policy.program.definitions.get("bracket")
     base = evaluator.context(state)
-    base_markets = dict(base.markets)
+    base_markets = base.markets
     account = base.account
     target = state.positions[index] if index is not None else position
 
@@ -199,7 +210,7 @@ def solve_price(
 
     direction = danger_direction(position)
     k: int | None = None
-    guess = _secant_boundary(residual_at, current, direction, tick) if residual_expr else None
+    guess = _secant_boundary(residual_at, current, direction, tick, hint) if residual_expr else None
     if guess is not None and guess > 0:
         k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
     if k is None:
@@ -245,11 +256,14 @@ def _confirm_tick(holds: Callable[[int], bool], guess: int, direction: int, limi
     return None
 
 
-def liquidation_price(evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]) -> SolvedPrice:
+def liquidation_price(
+    evaluator: Evaluator, state: AccountState, position: Mapping[str, Any],
+    hint: Decimal | None = None,
+) -> SolvedPrice:
     if "liquidation.trigger" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
     return solve_price(evaluator, state, position, "liquidation.trigger",
-                       evaluator.policy.procedure.liquidation_price)
+                       evaluator.policy.procedure.liquidation_price, hint)
 
 
 def bankruptcy_price(evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]) -> SolvedPrice:

@@ -44,6 +44,12 @@ class PriceQuote:
         }
 
 
+def _prices(price: Decimal) -> dict[str, str]:
+    """Market data for a quote: every price input at the same price, the rest held fixed."""
+    text = str(price)
+    return {"mark_price": text, "last_price": text, "index_price": text, "previous_mark_price": text}
+
+
 def quote_prices(
     policy: Policy,
     *,
@@ -78,14 +84,14 @@ def quote_prices(
         balance = wallet if wallet is not None else Decimal(0)
     account = parse_account({
         "id": "quote", "wallet_balance": str(balance), "positions": [position],
-        "market": {symbol: {"mark_price": str(mark_price if mark_price is not None else entry_price)}},
+        "market": {symbol: _prices(mark_price if mark_price is not None else entry_price)},
     }, policy, path="<liq-price>")
     result = evaluate_account(policy, account, run_liquidation=False).positions[0]
     tier = None
     if result.liquidation_price is not None:
         tier_account = parse_account({
             "id": "quote", "wallet_balance": str(balance), "positions": [position],
-            "market": {symbol: {"mark_price": str(result.liquidation_price)}},
+            "market": {symbol: _prices(result.liquidation_price)},
         }, policy, path="<liq-price>")
         at_liquidation = evaluate_account(policy, tier_account, run_liquidation=False).positions[0]
         tier = next(iter(at_liquidation.tiers.values()), None)

@@ -56,22 +56,41 @@ class Evaluator:
         self.trace = trace
         if trace is not None:
             trace.definition_spans.update({n: d.span for n, d in policy.definitions.items()})
-        self._market_records: dict[str, Mapping[str, Any]] = {}
+        self._markets_cache: tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]] | None = None
 
     def context(
         self, state: AccountState, overrides: Mapping[str, Mapping[str, Decimal]] | None = None
     ) -> EvaluationContext:
         """A fresh context over the state's current positions, with optional market overrides."""
-        markets: dict[str, Mapping[str, Any]] = {}
-        for symbol, market in self.policy.markets.items():
-            data = state.market.get(symbol, {})
-            extra = overrides.get(symbol) if overrides else None
-            markets[symbol] = {**market.record, **data, **(extra or {})}
+        markets = self.markets(state.market)
+        if overrides:
+            markets = dict(markets)
+            for symbol, extra in overrides.items():
+                markets[symbol] = {**markets[symbol], **extra}
         account = {
             "id": state.id, "wallet_balance": state.wallet_balance, "positions": state.positions,
             "debt": state.debt, "debt_age": state.debt_age,
         }
         return EvaluationContext(account, markets)
+
+    def markets(self, data: Mapping[str, Mapping[str, Decimal]]) -> Mapping[str, Mapping[str, Any]]:
+        """Market records (specification + data) for `data`, built once per market data object.
+
+        A simulation shares one market data object across accounts and calls
+        :meth:`market_changed` after updating it in place each step.
+        """
+        cached = self._markets_cache
+        if cached is not None and cached[0] is data:
+            return cached[1]
+        records = {
+            symbol: {**market.record, **data.get(symbol, {})}
+            for symbol, market in self.policy.markets.items()
+        }
+        self._markets_cache = (data, records)
+        return records
+
+    def market_changed(self) -> None:
+        self._markets_cache = None
 
     def frame(self, context: EvaluationContext, position: Mapping[str, Any],
               order: Mapping[str, Any] | None = None) -> Frame:

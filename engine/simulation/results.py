@@ -102,6 +102,7 @@ class SimulationResult:
     write_offs: Decimal
     debt_outstanding: Decimal
     charges: Mapping[str, Decimal] = field(default_factory=dict)
+    pools: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)  # start/min/end per pool
 
     # -- headline figures ----------------------------------------------------------------------
     @property
@@ -129,7 +130,7 @@ class SimulationResult:
     def adl(self) -> dict[str, Decimal]:
         return {
             "count": Decimal(len(self.deleverages)),
-            "volume": sum((d.quantity for d in self.deleverages), ZERO),
+            "volume": sum((d.notional for d in self.deleverages), ZERO),
             "haircut": sum((d.haircut for d in self.deleverages), ZERO),
         }
 
@@ -148,18 +149,35 @@ class SimulationResult:
                     if e.liquidation.statement.unit != "cross"), ZERO)
 
     def where_the_money_went(self) -> dict[str, Decimal]:
-        """Liquidated traders' losses by destination (positive = received)."""
+        """Where liquidations' money went, in two parts that each add up.
+
+        `counterparties` + `fees` + `insurance_fund` is the margin the liquidated units lost
+        (the market's share of their losses, fees, surplus kept by the fund).
+        `insurance_fund_paid` (payouts and takeover losses) + `adl` + `clawback` + `write_off` +
+        `debt` is who paid the losses past bankruptcy that the margin could not cover.
+        """
         flows = self.flows
         return {
-            "counterparties": flows.get("counterparties", ZERO),
+            "counterparties": flows.get("traders_to_counterparties", ZERO),
             "fees": self.fees["total"],
-            "insurance_fund": flows.get("insurance_fund_surplus", ZERO)
-            + flows.get("insurance_fund_takeover", ZERO) - flows.get("insurance_fund", ZERO),
+            "insurance_fund": flows.get("insurance_fund_surplus", ZERO),
+            "insurance_fund_paid": flows.get("insurance_fund", ZERO)
+            + flows.get("insurance_fund_takeover_loss", ZERO),
             "adl": flows.get("adl", ZERO),
             "clawback": flows.get("clawback", ZERO),
-            "write_off": self.write_offs,
+            "write_off": flows.get("write_off", ZERO),
             "debt": flows.get("debt", ZERO),
         }
+
+    @property
+    def liquidated_margin(self) -> Decimal:
+        """Margin the liquidated units lost (equals counterparties + fees + insurance_fund)."""
+        return self.flows.get("liquidated_margin", ZERO)
+
+    @property
+    def takeover_result(self) -> Decimal:
+        """What the insurance fund made (positive) or lost on positions it took over."""
+        return self.flows.get("insurance_fund_takeover", ZERO)
 
     def summary(self) -> dict[str, Any]:
         """The stable JSON summary other tools rely on (see docs/simulation.md)."""
@@ -186,6 +204,12 @@ class SimulationResult:
             "fee_revenue": _s(self.fee_revenue),
             "charges": {k: _s(v) for k, v in sorted(self.charges.items())},
             "where_the_money_went": {k: _s(v) for k, v in self.where_the_money_went().items()},
+            "liquidated_margin": _s(self.liquidated_margin),
+            "insurance_fund_takeover_result": _s(self.takeover_result),
+            "insurance_funds": {
+                pool: {k: _s(v) for k, v in values.items()}
+                for pool, values in sorted(self.pools.items())
+            },
             "conservation_error": _s(self.conservation_error),
         }
 

@@ -2,9 +2,9 @@
 
 Each step updates the market, accrues the policy's periodic charges, and liquidates the accounts
 whose trigger holds; every liquidation's shortfall goes through the loss waterfall.  Accounts are
-not re-evaluated at every step: each position's liquidation price (solved once, and again only
-when its account changes) screens it, and only positions whose price inputs reach that price are
-evaluated exactly.  After every step traders' balances plus every ledger balance must equal the
+not re-evaluated at every step: the scenario's path is known, so for each account the first step at which
+its trigger can hold (prices at their most adverse so far) is found by binary search over time,
+once, and again only when the account changes; accounts are evaluated exactly only then.  After every step traders' balances plus every ledger balance must equal the
 start, to the last digit, or the simulation stops with an error rather than report.
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 from engine.errors import EngineError, InputError
 from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import liquidate
-from engine.mechanics.prices import liquidation_price
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import DECIMAL_CONTEXT, ZERO, quantize_to_step
 from engine.policy.model import Policy
 from engine.simulation.ledger import Ledger
 from engine.simulation.model import Book, Scenario
+from engine.simulation.ranges import RangeExtremes
 from engine.simulation.results import Clawback, Fate, LiquidationEvent, SimulationResult
 from engine.simulation.waterfall import Waterfall
 from engine.source import Diagnostic
@@ -98,13 +98,16 @@ class _Simulation:
         self.start_total = self.traders_total + self.ledger.total()
         self.dirty: set[str] = set(self.states)
         self.versions: dict[str, int] = {}
-        self.heaps: dict[tuple[str, str], list[tuple[Decimal, str, int]]] = {}
+        self.queue: list[tuple[int, str, int]] = []  # (first step the trigger can hold, account, version)
+        self.debtors: set[str] = set()
         self.always: set[str] = set()
         self.events: list[LiquidationEvent] = []
         self.clawbacks: list[Clawback] = []
         self.charges: dict[str, Decimal] = {}
         self.fund_series: list[tuple[int, Decimal]] = []
         self.fund_start = sum(self.ledger.insurance_funds.values(), ZERO)
+        self.pool_start = dict(self.ledger.insurance_funds)
+        self.pool_min: dict[str, Decimal] = dict(self.ledger.insurance_funds)
         self.waterfall = Waterfall(self.evaluator, self.ledger, self.states, self._pool, self.dirty.add)
         self.conservation_error = ZERO
         self.clawback_paid: dict[str, Decimal] = {}
@@ -129,9 +132,24 @@ class _Simulation:
                 target.update(data)
                 target["funding_rate"] = ZERO
                 self.previous_mark[symbol] = point.mark_price
+        self.evaluator.market_changed()
 
     # -- screening ---------------------------------------------------------------------------
-    def rescreen(self, account_id: str) -> None:
+    def _worst(self, symbol: str, side: str, start: int, end: int) -> dict[str, Decimal]:
+        """The most adverse value of each price input between steps `start` and `end`."""
+        ranges = self.ranges[symbol]
+        if side == "long":
+            return {name: extremes.min(start, end) for name, extremes in ranges.items()}
+        return {name: extremes.max(start, end) for name, extremes in ranges.items()}
+
+    def schedule(self, account_id: str, start: int) -> None:
+        """Find the first step from `start` at which the account's trigger can hold, and queue it.
+
+        The path ahead is known, so instead of solving a liquidation price the simulator binary
+        searches time: with prices at their most adverse since `start` (monotone in time), the
+        trigger flips at most once.  That step is a lower bound for the real first trigger; the
+        account is evaluated exactly there and rescheduled if it survives.
+        """
         state = self.states[account_id]
         version = self.versions.get(account_id, 0) + 1
         self.versions[account_id] = version
@@ -140,39 +158,44 @@ class _Simulation:
             self.always.add(account_id)
             return
         self.always.discard(account_id)
+        last = self.last_step
+        if start > last:
+            return
+        evaluator = self.evaluator
+        first: int | None = None
         for position in state.positions:
-            if not self.market.get(position["symbol"]):
+            symbol = position["symbol"]
+            if symbol not in self.ranges:
                 continue
-            price = liquidation_price(self.evaluator, state, position).price
-            if price is None:
-                continue
-            key = -price if position["side"] == "long" else price
-            heapq.heappush(self.heaps.setdefault((position["symbol"], position["side"]), []),
-                           (key, account_id, version))
+            side = position["side"]
 
-    def candidates(self) -> set[str]:
-        inputs = self.policy.procedure.price_inputs
+            def holds(end: int, symbol: str = symbol, side: str = side,
+                      position: dict[str, Any] = position) -> bool:
+                context = evaluator.context(state, {symbol: self._worst(symbol, side, start, end)})
+                try:
+                    return bool(evaluator.expression("liquidation.trigger", context.frame_for(position)))
+                except EngineError:
+                    return True  # let the exact evaluation report it
+            if not holds(last):
+                continue
+            low, high = start, last
+            while low < high:
+                middle = (low + high) // 2
+                if holds(middle):
+                    high = middle
+                else:
+                    low = middle + 1
+            first = low if first is None else min(first, low)
+        if first is not None:
+            heapq.heappush(self.queue, (first, account_id, version))
+
+    def candidates(self, step: int) -> set[str]:
         found = set(self.always)
-        for (symbol, side), heap in self.heaps.items():
-            market = self.market.get(symbol)
-            if not market:
-                continue
-            prices = [market[name] for name in inputs if name in market]
-            if not prices:
-                continue
-            popped: list[tuple[Decimal, str, int]] = []
-            while heap:
-                key, account_id, version = heap[0]
-                if version != self.versions.get(account_id):
-                    heapq.heappop(heap)
-                    continue
-                reached = min(prices) <= -key if side == "long" else max(prices) >= key
-                if not reached:
-                    break
-                popped.append(heapq.heappop(heap))
+        queue = self.queue
+        while queue and queue[0][0] <= step:
+            _, account_id, version = heapq.heappop(queue)
+            if version == self.versions.get(account_id):
                 found.add(account_id)
-            for entry in popped:  # stay screened: re-evaluated while the price stays beyond
-                heapq.heappush(heap, entry)
         return found
 
     # -- liquidation -------------------------------------------------------------------------
@@ -205,6 +228,8 @@ class _Simulation:
             result = liquidate(evaluator, state, unit, inputs)
             allocations = self.waterfall.settle(time, state, result)
             self.events.append(LiquidationEvent(time, account_id, result, allocations))
+            if state.debt > 0:
+                self.debtors.add(account_id)
         self.dirty.add(account_id)
 
     # -- charges -----------------------------------------------------------------------------
@@ -220,6 +245,7 @@ class _Simulation:
                 symbols = {}
             for symbol, rate in symbols.items():
                 self.market[symbol]["funding_rate"] = rate
+            self.evaluator.market_changed()
             for account_id in sorted(self.states):
                 state = self.states[account_id]
                 targets: list[dict[str, Any] | None]
@@ -289,10 +315,11 @@ class _Simulation:
             self.dirty.add(account_id)
         self.ledger.clawback_receivable += paid
         rest = uncovered - paid
-        if rest > 0:
+        if rest > 0:  # the cap left part of the loss unpaid: the exchange writes it off
             self.ledger.clawback_receivable += rest
             self.ledger.exchange -= rest
             self.ledger.add_flow("write_off", rest)
+            self.ledger.add_flow("clawback", -rest)
         self.ledger.add_flow("clawback_collected", paid)
         self.clawbacks.append(Clawback(time, uncovered, total, rate, paid, rest, len(payers)))
 
@@ -311,15 +338,35 @@ class _Simulation:
                 f"{difference}; refusing to report"
             )
 
+    def path_ranges(self, times: list[int]) -> None:
+        """Range-extreme tables of every price input along each symbol's path."""
+        inputs = self.policy.procedure.price_inputs
+        self.ranges: dict[str, dict[str, RangeExtremes]] = {}
+        for instrument, path in self.scenario.paths.items():
+            series: dict[str, list[Decimal]] = {name: [] for name in inputs}
+            index = 0
+            for time in times:
+                while index + 1 < len(path.points) and path.points[index + 1].time <= time:
+                    index += 1
+                point = path.points[index]
+                for name in inputs:
+                    series[name].append(getattr(point, name))
+            tables = {name: RangeExtremes(values) for name, values in series.items()}
+            for symbol in self.instruments.get(instrument, ()):
+                self.ranges[symbol] = tables
+        self.last_step = len(times) - 1
+
     def run(self, progress: Progress | None) -> SimulationResult:
         scenario = self.scenario
         times = scenario.times()
+        self.path_ranges(times)
         paths = scenario.paths
         cursor = {instrument: 0 for instrument in paths}
         start_equity: dict[str, Decimal] = {}
         self.start_balances = dict(self.balances)
         settlement = scenario.settlement_seconds
         for step, time in enumerate(times):
+            self.waterfall.new_step()
             points = {}
             funding: dict[str, Decimal] = {}
             for instrument, path in paths.items():
@@ -338,18 +385,23 @@ class _Simulation:
             touched = set(self.dirty)
             self.refresh_balances(touched)
             for account_id in sorted(self.dirty):
-                self.rescreen(account_id)
+                self.schedule(account_id, step)
             self.dirty.clear()
-            for account_id in sorted(self.candidates()):
+            for account_id in sorted(self.candidates(step)):
+                before = self.versions.get(account_id)
                 self.check_account(time, account_id)
-            for state in self.states.values():
-                if state.debt > 0:
-                    state.debt_age += Decimal(scenario.step_seconds)
+                if account_id not in self.dirty and self.versions.get(account_id) == before:
+                    self.schedule(account_id, step + 1)  # survived: look further ahead
+            for account_id in self.debtors:
+                self.states[account_id].debt_age += Decimal(scenario.step_seconds)
             if settlement and time > 0 and time % settlement == 0:
                 self.settle_clawback(time, start_equity)
             self.refresh_balances(set(self.dirty))
             self.check_conservation(time)
             self.fund_series.append((time, sum(self.ledger.insurance_funds.values(), ZERO)))
+            for pool, balance in self.ledger.insurance_funds.items():
+                low = self.pool_min.get(pool)
+                self.pool_min[pool] = balance if low is None else min(low, balance)
             if progress is not None:
                 progress(step + 1, len(times))
         end = times[-1] if times else 0
@@ -394,6 +446,10 @@ class _Simulation:
             fee_revenue=self.ledger.fee_revenue, write_offs=-self.ledger.exchange,
             debt_outstanding=sum((s.debt for s in self.states.values()), ZERO),
             charges=dict(self.charges),
+            pools={
+                pool: {"start": self.pool_start[pool], "min": self.pool_min[pool], "end": balance}
+                for pool, balance in self.ledger.insurance_funds.items()
+            },
         )
 
 

@@ -41,12 +41,13 @@ class Deleverage:
     quantity: Decimal
     price: Decimal
     haircut: Decimal  # profit given up against the mark: the loss this counterparty absorbed
+    notional: Decimal = ZERO  # quantity valued at the mark, comparable across contract sizes
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "time": self.time, "account": self.account_id, "symbol": self.symbol, "side": self.side,
             "quantity": format_decimal(self.quantity), "price": format_decimal(self.price),
-            "haircut": format_decimal(self.haircut),
+            "haircut": format_decimal(self.haircut), "notional": format_decimal(self.notional),
         }
 
 
@@ -69,6 +70,11 @@ class Waterfall:
         self.pool_of = pool_of
         self.touched = touched
         self.deleverages: list[Deleverage] = []
+        self._ranked: dict[tuple[str, str], list[tuple[Decimal, str, AccountState, dict[str, Any]]]] = {}
+
+    def new_step(self) -> None:
+        """Forget the ADL ranking: it is computed at most once per step and side (a snapshot)."""
+        self._ranked.clear()
 
     def settle(self, time: int, state: AccountState, liquidation: Liquidation) -> tuple[Allocation, ...]:
         """Book the liquidation's money and cover its shortfall; return the allocations."""
@@ -76,10 +82,13 @@ class Waterfall:
         ledger = self.ledger
         symbol = statement.orders[0].symbol if statement.orders else ""
         pool = self.pool_of(symbol)
+        ledger.add_flow("liquidated_margin", statement.starting_margin - statement.final_balance
+                        - statement.remaining_margin)
+        ledger.add_flow("traders_to_counterparties", -statement.shortfall)
         for order in statement.orders:
             realized = order.pnl_at_mark + order.slippage
             ledger.market -= realized
-            ledger.add_flow("counterparties", -realized)
+            ledger.add_flow("traders_to_counterparties", -realized)
             ledger.market -= order.takeover_result
             ledger.insurance_funds[pool] += order.takeover_result
             ledger.add_flow("insurance_fund_takeover", order.takeover_result)
@@ -95,8 +104,12 @@ class Waterfall:
         if ledger.insurance_funds[pool] < 0:  # a takeover cost more than the fund held
             claim += -ledger.insurance_funds[pool]
             ledger.insurance_funds[pool] = ZERO
+        takeover = sum((o.takeover_result for o in statement.orders), ZERO)
+        if takeover < 0:  # what the fund itself bore of takeover losses (the rest is in `claim`)
+            ledger.add_flow("insurance_fund_takeover_loss", -takeover - (claim - statement.shortfall))
         if claim <= 0:
             return ()
+        ledger.add_flow("claims", claim)
         return self.cover(time, state, liquidation, claim, pool)
 
     def cover(
@@ -166,28 +179,14 @@ class Waterfall:
         price = last.bankruptcy_price if last.bankruptcy_price is not None else last.settlement_price
         opposite = "short" if last.side == "long" else "long"
         quantity_left = sum((o.quantity for o in orders if o.symbol == last.symbol), ZERO)
-        candidates: list[tuple[Decimal, str, AccountState, dict[str, Any]]] = []
-        for account_id in sorted(self.states):
-            state = self.states[account_id]
-            for position in state.positions:
-                if position["symbol"] != last.symbol or position["side"] != opposite:
-                    continue
-                frame = self.evaluator.context(state).frame_for(position)
-                try:
-                    eligible = (
-                        self.evaluator.expression(self.spec.adl_eligible, frame)
-                        if self.spec.adl_eligible
-                        else self.evaluator.definition("unrealized_pnl", frame) > 0
-                    )
-                    if not eligible:
-                        continue
-                    rank = self.evaluator.expression(self.spec.adl_ranking, frame)
-                except EngineError:
-                    continue
-                candidates.append((rank, account_id, state, position))
-        candidates.sort(key=lambda item: (-item[0], item[1], item[3]["side"]))
+        candidates = self._ranked.get((last.symbol, opposite))
+        if candidates is None:
+            candidates = self._rank(last.symbol, opposite)
+            self._ranked[(last.symbol, opposite)] = candidates
         paid = ZERO
         for _rank, account_id, state, position in candidates:
+            if position["size"] <= 0 or not any(p is position for p in state.positions):
+                continue
             if paid >= remaining or quantity_left <= 0:
                 break
             mark = state.market[position["symbol"]]["mark_price"]
@@ -208,14 +207,39 @@ class Waterfall:
             at_mark = self._pnl(state, position, quantity, mark)
             realized = at_mark - haircut
             self.ledger.market -= at_mark
-            self.ledger.add_flow("counterparties", -at_mark)
             self._close(state, position, quantity, realized)
             paid += haircut
             quantity_left -= quantity
             self.touched(account_id)
+            contract = self.policy.markets[position["symbol"]].contract_size
             self.deleverages.append(Deleverage(time, account_id, position["symbol"], position["side"],
-                                               quantity, price, haircut))
+                                               quantity, price, haircut, quantity * contract * mark))
         return paid
+
+    def _rank(self, symbol: str, side: str) -> list[tuple[Decimal, str, AccountState, dict[str, Any]]]:
+        """Eligible positions on `side` of `symbol`, best ranked first (ties by account id)."""
+        assert self.spec.adl_ranking is not None
+        candidates: list[tuple[Decimal, str, AccountState, dict[str, Any]]] = []
+        for account_id in sorted(self.states):
+            state = self.states[account_id]
+            for position in state.positions:
+                if position["symbol"] != symbol or position["side"] != side:
+                    continue
+                frame = self.evaluator.context(state).frame_for(position)
+                try:
+                    eligible = (
+                        self.evaluator.expression(self.spec.adl_eligible, frame)
+                        if self.spec.adl_eligible
+                        else self.evaluator.definition("unrealized_pnl", frame) > 0
+                    )
+                    if not eligible:
+                        continue
+                    rank = self.evaluator.expression(self.spec.adl_ranking, frame)
+                except EngineError:
+                    continue
+                candidates.append((rank, account_id, state, position))
+        candidates.sort(key=lambda item: (-item[0], item[1], item[3]["side"]))
+        return candidates
 
     @staticmethod
     def _close(state: AccountState, position: dict[str, Any], quantity: Decimal, realized: Decimal) -> None:

@@ -1,0 +1,107 @@
+"""`liqpolicy diff A B` and engine.report.policy_diff: rules side by side, before any run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.cli import main
+from engine.policy.load import load_policy
+from engine.report.policy_diff import diff_policies, render_diff_markdown, render_diff_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BINANCE_TRIGGER = "margin_ratio >= 1"
+HUOBI_TRIGGER = "margin_ratio >= 1 and margin_ratio_last >= 1"
+
+
+def call(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_diff_text_lists_triggers_and_tiers(capsys):
+    code, out, err = call(capsys, "diff", "binance-usdm", "huobi-linear-swap", "--width", "200")
+    assert code == 0, err
+    assert out.startswith("A: binance-usdm — ")
+    trigger = next(line for line in out.splitlines() if line.startswith("≠ trigger"))
+    assert BINANCE_TRIGGER in trigger and HUOBI_TRIGGER in trigger
+    assert "Tiers BTC/USDT" in out
+    assert "tables: btcusdt_brackets | adjustment_factors" in out
+    tier1 = next(line for line in out.splitlines() if line.startswith("≠ tier 1 "))
+    assert "0 ≤ notional < 50,000" in tier1 and "0 ≤ net_contracts < 9,000" in tier1
+    for title in ("Market BTC/USDT", "Market ETH/USDT", "Trigger", "Definitions that differ",
+                  "Steps", "Fill and settlement", "Fees", "Consumption and surplus",
+                  "Waterfall", "Charges"):
+        assert f"\n{title}\n" in out, title
+    assert "insurance_fund → adl → write_off" in out
+    assert "insurance_fund → clawback → write_off" in out
+
+
+def test_diff_text_wraps_to_the_width(capsys):
+    code, out, _ = call(capsys, "diff", "binance-usdm", "huobi-linear-swap")
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 110 + 10  # long words may overhang
+    assert "margin_ratio_last" in out
+
+
+def test_diff_markdown(capsys):
+    code, out, _ = call(capsys, "diff", "binance-usdm", "huobi-linear-swap", "--format", "markdown")
+    assert code == 0
+    assert out.startswith("# binance-usdm vs huobi-linear-swap\n")
+    assert f"| ≠ | trigger | `{BINANCE_TRIGGER}` | `{HUOBI_TRIGGER}` |" in out
+    assert "## Tiers BTC/USDT" in out
+    assert "| ≠ | tier 3 | 600,000 ≤ notional < 3,000,000," in out
+    assert "net_contracts ≥ 90,000" in out
+
+
+def test_diff_json(capsys):
+    code, out, _ = call(capsys, "diff", "binance-usdm", "huobi-linear-swap", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["a"]["id"] == "binance-usdm" and data["b"]["id"] == "huobi-linear-swap"
+    sections = {s["title"]: s for s in data["sections"]}
+    trigger = next(r for r in sections["Trigger"]["rows"] if r["label"] == "trigger")
+    assert trigger == {"label": "trigger", "a": BINANCE_TRIGGER, "b": HUOBI_TRIGGER, "same": False}
+    inputs = next(r for r in sections["Trigger"]["rows"] if r["label"] == "price inputs")
+    assert (inputs["a"], inputs["b"]) == ("mark_price", "mark_price, last_price")
+    tiers = sections["Tiers BTC/USDT"]["rows"]
+    assert len(tiers) == 12  # Binance's 12 brackets beside Huobi's 3-tier ladder
+    assert tiers[3]["b"] is None
+    assert data["differences"] == sum(s["differences"] for s in data["sections"])
+
+
+def test_diff_of_a_policy_with_itself_has_no_differences(load):
+    policy = load("binance-usdm")
+    same = diff_policies(policy, policy)
+    assert same.differences == 0
+    assert same.section("Definitions that differ").rows == ()
+    assert "0 differences" in render_diff_text(same)
+
+
+def test_diff_compares_expressions_in_canonical_form(tmp_path, load):
+    child = tmp_path / "child.yaml"
+    parent = (ROOT / "policies" / "binance-usdm.yaml").as_posix()
+    child.write_text(
+        f"extends: {parent}\nid: child\ntitle: Child <b>&</b>\n"
+        "liquidation:\n  trigger: '((margin_ratio)) >=   100%'\n"
+        "waterfall:\n  order: [insurance_fund, clawback, write_off]\n"
+        "  insurance_fund: {pool: shared}\n  clawback: {cap: 0.5, step: 0.01}\n",
+        encoding="utf-8")
+    diff = diff_policies(load("binance-usdm"), load_policy(str(child)))
+    trigger = next(r for r in diff.section("Trigger").rows if r.label == "trigger")
+    assert trigger.same
+    waterfall = {r.label: r for r in diff.section("Waterfall").rows}
+    assert not waterfall["order"].same
+    assert waterfall["clawback"].b == "base equity, cap 0.5, step 0.01"
+    assert waterfall["ADL ranking"].b == "—"
+    assert diff.section("Definitions that differ").rows == ()
+    markdown = render_diff_markdown(diff)
+    assert "Child \\<b>&\\</b>" in markdown  # text never becomes HTML
+
+
+def test_diff_unknown_policy(capsys):
+    code, out, err = call(capsys, "diff", "binance-usdm", "no-such-policy")
+    assert code == 2
+    assert out == ""
+    assert "no-such-policy" in err

@@ -1,0 +1,132 @@
+"""`liqpolicy simulate`: text and JSON summaries, --events, --output, and the progress bar."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from engine.cli import main
+from engine.cli.simulate import ProgressBar
+
+SUMMARY_KEYS = {
+    "policy", "title", "digest", "scenario", "accounts", "steps", "accounts_liquidated",
+    "liquidated_notional", "fees_total", "fees", "margin_returned", "insurance_fund", "adl_count",
+    "adl_volume", "adl_haircut", "clawback_rate", "bad_debt", "write_offs", "debt_outstanding",
+    "fee_revenue", "charges", "where_the_money_went", "conservation_error",
+}
+
+
+def call(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_simulate_text_summary(capsys, book_path, scenario_path):
+    code, out, err = call(capsys, "simulate", "binance-usdm", "--book", book_path,
+                          "--scenario", scenario_path)
+    assert code == 0, err
+    assert err == ""  # no progress bar outside a terminal
+    assert out.startswith("Policy binance-usdm: ")
+    assert "Scenario mini-crash: 31 steps, 50 accounts" in out
+    for label in ("Accounts liquidated", "partially", "fully", "Liquidated notional",
+                  "Liquidation fees", "surcharges", "Margin returned to traders",
+                  "Insurance fund start", "minimum", "ADL deleverages", "Clawback rate",
+                  "Bad debt", "Where the liquidated money went", "counterparties", "write-off"):
+        assert label in out, label
+    conservation = next(line for line in out.splitlines() if line.startswith("Conservation error"))
+    assert conservation.split()[-1] == "0"
+    assert "Liquidations (" not in out
+
+
+def test_simulate_text_with_events_lists_liquidations(capsys, book_path, scenario_path):
+    code, out, _ = call(capsys, "simulate", "huobi-linear-swap", "-b", book_path,
+                        "-s", scenario_path, "--events")
+    assert code == 0
+    assert "Liquidations (" in out
+    assert "Clawbacks:" in out  # the fixture's crash exhausts Huobi's fund: clawback
+
+
+def test_simulate_json(capsys, book_path, scenario_path):
+    code, out, _ = call(capsys, "simulate", "binance-usdm", "--book", book_path,
+                        "--scenario", scenario_path, "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) >= SUMMARY_KEYS
+    assert data["conservation_error"] == "0"
+    assert set(data["insurance_fund"]) == {"start", "min", "end"}
+    assert isinstance(data["fees_total"], str)
+    assert data["insurance_fund_series"][0][0] == 0
+    assert "events" not in data
+    total = data["accounts_liquidated"]
+    assert total["total"] == total["partial"] + total["full"] > 0
+
+
+def test_simulate_json_events(capsys, book_path, scenario_path):
+    code, out, _ = call(capsys, "simulate", "binance-usdm", "--book", book_path,
+                        "--scenario", scenario_path, "--format", "json", "--events")
+    assert code == 0
+    data = json.loads(out)
+    assert data["events"] and "fates" in data and "deleverages" in data
+
+
+def test_simulate_output_file(capsys, tmp_path, book_path, scenario_path):
+    target = tmp_path / "run.json"
+    code, out, err = call(capsys, "simulate", "binance-usdm", "--book", book_path,
+                          "--scenario", scenario_path, "--format", "json", "--output", str(target))
+    assert code == 0
+    assert out == ""
+    assert f"wrote {target}" in err
+    assert json.loads(target.read_text(encoding="utf-8"))["conservation_error"] == "0"
+
+
+def test_simulate_requires_book_and_scenario(capsys):
+    code, _, err = call(capsys, "simulate", "binance-usdm")
+    assert code == 2
+    assert "--book" in err
+
+
+def test_simulate_unknown_instrument_is_an_input_error(capsys, tmp_path, scenario_path):
+    book = tmp_path / "eth.jsonl"
+    book.write_text(json.dumps({"id": "x", "wallet_balance": "100", "positions": [
+        {"instrument": "ETH/USDT", "side": "long", "quantity": "1", "entry_price": "4000",
+         "margin_mode": "cross", "leverage": "10"}]}) + "\n", encoding="utf-8")
+    code, out, err = call(capsys, "simulate", "huobi-linear-swap", "--book", str(book),
+                          "--scenario", scenario_path)
+    assert code == 2
+    assert out == ""
+    assert "E620" in err
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_draws_only_on_a_terminal():
+    assert not ProgressBar.wanted(io.StringIO())
+    assert ProgressBar.wanted(FakeTerminal())
+    stream = FakeTerminal()
+    bar = ProgressBar(stream, ["binance-usdm", "huobi-linear-swap"])
+    for policy in range(2):
+        for step in range(1, 201):
+            bar(step, 200)
+        assert policy == bar.index
+    bar.clear()
+    text = stream.getvalue()
+    assert text.startswith("\r[")
+    assert "100 %  200/200 steps  huobi-linear-swap (2/2)" in text
+    assert "binance-usdm (1/2)" in text
+    assert text.count("\r") < 2 * 200  # redrawn when the percentage changes, not every step
+    assert text.endswith("\r")
+
+
+@pytest.mark.parametrize("total", [1, 3])
+def test_progress_bar_short_runs(total):
+    stream = FakeTerminal()
+    bar = ProgressBar(stream)
+    for step in range(1, total + 1):
+        bar(step, total)
+    assert f"100 %  {total}/{total} steps" in stream.getvalue()
