@@ -163,8 +163,14 @@ def make_inputs() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     others = [
         {"symbol": "BTCUSDT", "size": D(size), "entry_price": D(entry)}
         for size, entry in (
-            ("-3.5", "61250.5"), ("0.75", "57010"), ("12", "59999.9"), ("-0.002", "58500"),
-            ("4.25", "60500.25"), ("-7", "57800"), ("1", "56000"), ("2.5", "62000.75"),
+            ("-3.5", "61250.5"),
+            ("0.75", "57010"),
+            ("12", "59999.9"),
+            ("-0.002", "58500"),
+            ("4.25", "60500.25"),
+            ("-7", "57800"),
+            ("1", "56000"),
+            ("2.5", "62000.75"),
             ("-0.4", "58250"),
         )
     ]
@@ -264,8 +270,7 @@ SIMPLEEVAL = {
         " or market['book_depth'] < 0.3 * market['average_book_depth'] else 0)"
     ),
     "sum10": (
-        "sum(p['size'] * (market['mark_price'] - p['entry_price'])"
-        " for p in account['positions'])"
+        "sum(p['size'] * (market['mark_price'] - p['entry_price']) for p in account['positions'])"
     ),
 }
 
@@ -371,7 +376,7 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         if dist == "liqpolicy":  # run from a checkout that is not installed
-            from engine._version import __version__  # noqa: PLC0415
+            from engine._version import __version__
 
             return __version__
         return ""
@@ -420,7 +425,7 @@ class Liqpolicy:
 
 def rule_engine_contender() -> Contender:
     try:
-        import rule_engine  # noqa: PLC0415  # optional, benchmark-only
+        import rule_engine  # optional, benchmark-only
     except ImportError:
         raise NotInstalled from None
 
@@ -464,7 +469,7 @@ class _DecimalLiterals(pyast.NodeTransformer):
 
 def simpleeval_contender() -> Contender:
     try:
-        import simpleeval  # noqa: PLC0415  # optional, benchmark-only
+        import simpleeval  # optional, benchmark-only
     except ImportError:
         raise NotInstalled from None
 
@@ -523,10 +528,10 @@ def _to_float(value: Any) -> Any:
 
 def cel_contenders() -> list[Contender]:
     try:
-        import celpy  # noqa: PLC0415  # optional, benchmark-only
-        import celpy.evaluation  # noqa: PLC0415
-        from celpy import celtypes  # noqa: PLC0415
-        from celpy.adapter import json_to_cel  # noqa: PLC0415
+        import celpy  # optional, benchmark-only
+        import celpy.evaluation
+        from celpy import celtypes
+        from celpy.adapter import json_to_cel
     except ImportError:
         raise NotInstalled from None
 
@@ -722,20 +727,41 @@ def format_table(headers: list[str], rows: list[list[str]], markdown: bool) -> s
 
 def build_contenders(liq: Liqpolicy) -> tuple[list[Contender], list[str]]:
     contenders = [
-        Contender("hand-written Python", "Decimal", lambda case: Prepared(HAND[case], True), [
-            "hand-written: plain functions reading the same records; (b) bisects the bracket"
-            " bounds once (one lookup, as a person would write it)",
-        ]),
-        Contender("liqpolicy compiled .fast", "Decimal", liq.fast, [
-            "liqpolicy .fast: the generated function, one localcontext around the whole loop",
-        ], _version("liqpolicy")),
-        Contender("liqpolicy compiled call", "Decimal", liq.call, [
-            "liqpolicy call: CompiledExpression(frame), enters the decimal context per call",
-        ]),
-        Contender("liqpolicy reference", "Decimal", liq.reference, [
-            "liqpolicy reference: evaluate_reference, the tree walker (enters the context"
-            " per call)",
-        ]),
+        Contender(
+            "hand-written Python",
+            "Decimal",
+            lambda case: Prepared(HAND[case], True),
+            [
+                "hand-written: plain functions reading the same records; (b) bisects the bracket"
+                " bounds once (one lookup, as a person would write it)",
+            ],
+        ),
+        Contender(
+            "liqpolicy compiled .fast",
+            "Decimal",
+            liq.fast,
+            [
+                "liqpolicy .fast: the generated function, one localcontext around the whole loop",
+            ],
+            _version("liqpolicy"),
+        ),
+        Contender(
+            "liqpolicy compiled call",
+            "Decimal",
+            liq.call,
+            [
+                "liqpolicy call: CompiledExpression(frame), enters the decimal context per call",
+            ],
+        ),
+        Contender(
+            "liqpolicy reference",
+            "Decimal",
+            liq.reference,
+            [
+                "liqpolicy reference: evaluate_reference, the tree walker (enters the context"
+                " per call)",
+            ],
+        ),
     ]
     missing: list[str] = []
     factories: tuple[tuple[str, Callable[[], Contender | list[Contender]]], ...] = (
@@ -791,10 +817,13 @@ def run_all(
     return results, problems
 
 
-def print_header(options: argparse.Namespace, contenders: list[Contender], repeats: int,
-                 min_time: float) -> None:
-    print("DSL evaluation benchmark: python benchmarks/dsl_eval.py"
-          + (" --quick" if options.quick else ""))
+def print_header(
+    options: argparse.Namespace, contenders: list[Contender], repeats: int, min_time: float
+) -> None:
+    print(
+        "DSL evaluation benchmark: python benchmarks/dsl_eval.py"
+        + (" --quick" if options.quick else "")
+    )
     print(
         f"machine: {cpu_count()} CPUs (nproc), {cpu_model()};"
         f" Python {platform.python_version()}"
@@ -808,14 +837,20 @@ def print_header(options: argparse.Namespace, contenders: list[Contender], repea
     versions = ", ".join(f"{name} {version}" for name, version in packages.items())
     if versions:
         print(f"versions: {versions}")
-    print(f"timing: median of {repeats} interleaved repeats, each a loop of >= {min_time:g} s"
-          f" by the {options.clock} clock;"
-          " µs per evaluation; x hand = ratio to hand-written Python")
+    print(
+        f"timing: median of {repeats} interleaved repeats, each a loop of >= {min_time:g} s"
+        f" by the {options.clock} clock;"
+        " µs per evaluation; x hand = ratio to hand-written Python"
+    )
     print(f"target: {TARGET}")
 
 
-def print_table(contenders: list[Contender], missing: list[str],
-                results: dict[str, dict[str, float | str]], markdown: bool) -> None:
+def print_table(
+    contenders: list[Contender],
+    missing: list[str],
+    results: dict[str, dict[str, float | str]],
+    markdown: bool,
+) -> None:
     baseline = results["hand-written Python"]
     headers = ["contender", "numbers"]
     for case in CASES:
@@ -862,8 +897,9 @@ def print_verdicts(results: dict[str, dict[str, float | str]]) -> None:
         print(verdict)
 
 
-def print_notes(contenders: list[Contender], missing: list[str], problems: list[str],
-                overhead: float) -> None:
+def print_notes(
+    contenders: list[Contender], missing: list[str], problems: list[str], overhead: float
+) -> None:
     print()
     print("notes:")
     print(
@@ -874,8 +910,10 @@ def print_notes(contenders: list[Contender], missing: list[str], problems: list[
         "  - inputs: one 25 BTC long (notional 1,450,000: third bracket) in an account of"
         " 10 positions; (c) takes the surcharge through its second condition (both evaluated)"
     )
-    print("  - numbers: what the engine computes with; every result is checked against"
-          " the hand-written one")
+    print(
+        "  - numbers: what the engine computes with; every result is checked against"
+        " the hand-written one"
+    )
     for contender in contenders:
         for note in contender.notes:
             print(f"  - {note}")
@@ -893,7 +931,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     parser.add_argument("--source", action="store_true", help="print liqpolicy's generated source")
     parser.add_argument(
-        "--clock", choices=sorted(CLOCKS), default="wall",
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
         help="wall: time.perf_counter, as timeit (default); cpu: time.process_time, which"
         " leaves out time the process waits while other jobs run on a shared machine",
     )

@@ -99,6 +99,7 @@ class ClientResult:
     latencies: list[float] = field(default_factory=list)  # seconds, one per answered request
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0  # connections that failed (refused, reset, malformed answer)
+    answered: int = 0  # every answer, warm-up included (for CPU per request)
     cpu: float = 0.0  # CPU seconds this client process used
 
 
@@ -145,6 +146,7 @@ async def _connection(
                 break
             await reader.readexactly(int(found.group(1)))
             done = time.perf_counter()
+            result.answered += 1
             if now >= warm_until:
                 status = int(response_head[9:12])
                 result.statuses[status] = result.statuses.get(status, 0) + 1
@@ -170,8 +172,14 @@ async def _drive(
     await asyncio.gather(
         *(
             _connection(
-                host=host, port=port, bodies=bodies, offset=first + i, step=total,
-                warm_until=warm_until, until=until, result=result,
+                host=host,
+                port=port,
+                bodies=bodies,
+                offset=first + i,
+                step=total,
+                warm_until=warm_until,
+                until=until,
+                result=result,
             )
             for i in range(connections)
         )
@@ -184,10 +192,18 @@ def _client_process(
 ) -> ClientResult:
     host, port, bodies, connections, first, total, warm_until, until = args
     start = time.process_time()
-    result = asyncio.run(_drive(
-        host=host, port=port, bodies=bodies, connections=connections, first=first, total=total,
-        warm_until=warm_until, until=until,
-    ))
+    result = asyncio.run(
+        _drive(
+            host=host,
+            port=port,
+            bodies=bodies,
+            connections=connections,
+            first=first,
+            total=total,
+            warm_until=warm_until,
+            until=until,
+        )
+    )
     result.cpu = time.process_time() - start
     return result
 
@@ -224,6 +240,7 @@ def drive(
     for part in results:
         merged.latencies.extend(part.latencies)
         merged.errors += part.errors
+        merged.answered += part.answered
         merged.cpu += part.cpu
         for status, count in part.statuses.items():
             merged.statuses[status] = merged.statuses.get(status, 0) + count
@@ -313,6 +330,7 @@ class Row:
     errors: int
     server_cpu: float  # cores busy in the server, on average
     client_cpu: float  # cores busy in the load generator
+    cpu_ms: float  # server CPU milliseconds per answered request
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -332,8 +350,12 @@ def run_scenario(name: str, args: argparse.Namespace) -> Row:
     try:
         before = server_cpu(process.pid) if process else 0.0
         result, seconds = drive(
-            url, bodies, clients=args.clients, processes=args.client_processes,
-            warmup=args.warmup, duration=args.duration,
+            url,
+            bodies,
+            clients=args.clients,
+            processes=args.client_processes,
+            warmup=args.warmup,
+            duration=args.duration,
         )
         used = (server_cpu(process.pid) - before) if process else 0.0
     finally:
@@ -355,6 +377,7 @@ def run_scenario(name: str, args: argparse.Namespace) -> Row:
         result.errors,
         used / (seconds + args.warmup + 0.5),
         result.cpu / (seconds + args.warmup + 0.5),
+        used / result.answered * 1000 if result.answered and used else float("nan"),
     )
 
 
@@ -371,6 +394,7 @@ HEADERS = (
     "non-2xx",
     "errors",
     "server CPU",
+    "CPU ms/req",
     "client CPU",
 )
 
@@ -389,6 +413,7 @@ def cells(row: Row) -> list[str]:
         str(row.non_2xx),
         str(row.errors),
         f"{row.server_cpu:.2f}",
+        f"{row.cpu_ms:.3f}",
         f"{row.client_cpu:.2f}",
     ]
 
@@ -420,10 +445,14 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    load = ""
+    if hasattr(os, "getloadavg"):
+        one, five, fifteen = os.getloadavg()
+        load = f", load average {one:.1f} {five:.1f} {fifteen:.1f} (other work on the machine)"
     return (
         f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()} "
         f"({platform.python_implementation()}), {platform.system()} {platform.release()}, "
-        f"{datetime.date.today().isoformat()}"
+        f"{datetime.date.today().isoformat()}{load}"
     )
 
 

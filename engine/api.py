@@ -87,22 +87,40 @@ def _number(name: str, value: Number | None) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, float):
-        raise InputError(diagnostics=[Diagnostic(
-            "E601", f"{name} is a binary float; pass the number as text, an int or a Decimal",
-            hint="floats cannot hold most decimals exactly, e.g. 0.1", path=_QUOTE_PATH,
-        )])
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E601",
+                    f"{name} is a binary float; pass the number as text, an int or a Decimal",
+                    hint="floats cannot hold most decimals exactly, e.g. 0.1",
+                    path=_QUOTE_PATH,
+                )
+            ]
+        )
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise InputError(diagnostics=[Diagnostic(
-            "E103", f"{name} must be a number as text, an int or a Decimal, "
-            f"not {type(value).__name__}", path=_QUOTE_PATH,
-        )])
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E103",
+                    f"{name} must be a number as text, an int or a Decimal, "
+                    f"not {type(value).__name__}",
+                    path=_QUOTE_PATH,
+                )
+            ]
+        )
     try:
         return parse_decimal(str(value))
     except NumberSyntaxError as error:
-        raise InputError(diagnostics=[Diagnostic(
-            "E015", f"{name}: {error}", hint="write an ordinary decimal such as 0.004 or 50_000",
-            path=_QUOTE_PATH,
-        )]) from None
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E015",
+                    f"{name}: {error}",
+                    hint="write an ordinary decimal such as 0.004 or 50_000",
+                    path=_QUOTE_PATH,
+                )
+            ]
+        ) from None
 
 
 def evaluate(policy: PolicyLike, account: AccountLike, *, trace: bool = False) -> AccountResult:
@@ -143,9 +161,16 @@ def liquidation_price(
     entry_value = _number("entry_price", entry_price)
     assert size_value is not None and entry_value is not None
     return quote_prices(
-        loaded, symbol=symbol, side=side, size=size_value, entry_price=entry_value,
-        leverage=_number("leverage", leverage), margin=_number("margin", margin), mode=mode,
-        wallet=_number("wallet", wallet), mark_price=_number("mark_price", mark_price),
+        loaded,
+        symbol=symbol,
+        side=side,
+        size=size_value,
+        entry_price=entry_value,
+        leverage=_number("leverage", leverage),
+        margin=_number("margin", margin),
+        mode=mode,
+        wallet=_number("wallet", wallet),
+        mark_price=_number("mark_price", mark_price),
     )
 
 

@@ -23,13 +23,27 @@ SHIPPED = "binance-usdm"
 ALICE: dict[str, Any] = {
     "id": "alice",
     "wallet_balance": "10000",
-    "positions": [{
-        "symbol": "BTCUSDT", "side": "long", "size": "2", "entry_price": "60000",
-        "margin_mode": "isolated", "isolated_margin": "12000", "leverage": "10",
-    }],
-    "market": {"BTCUSDT": {"mark_price": "59000", "last_price": "58990", "index_price": "59010",
-                           "previous_mark_price": "59500", "book_depth": "2500000",
-                           "average_book_depth": "5000000"}},
+    "positions": [
+        {
+            "symbol": "BTCUSDT",
+            "side": "long",
+            "size": "2",
+            "entry_price": "60000",
+            "margin_mode": "isolated",
+            "isolated_margin": "12000",
+            "leverage": "10",
+        }
+    ],
+    "market": {
+        "BTCUSDT": {
+            "mark_price": "59000",
+            "last_price": "58990",
+            "index_price": "59010",
+            "previous_mark_price": "59500",
+            "book_depth": "2500000",
+            "average_book_depth": "5000000",
+        }
+    },
 }
 
 
@@ -59,7 +73,8 @@ def account(**changes: object) -> dict[str, Any]:
 
 def test_api_guide_examples_run() -> None:
     results = doctest.testfile(
-        str(ROOT / "docs" / "api.md"), module_relative=False,
+        str(ROOT / "docs" / "api.md"),
+        module_relative=False,
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
     )
     assert results.attempted > 40
@@ -201,8 +216,22 @@ def test_liquidation_price_matches_the_cli(
     assert isinstance(quote, engine.PriceQuote)
     assert quote.liquidation_price == Decimal("54246.2")
     assert quote.bankruptcy_price == Decimal("54000")
-    argv = ["liq-price", SHIPPED, "--symbol", "BTCUSDT", "--side", "long", "--size", "2",
-            "--entry", "60000", "--leverage", "10", "--format", "json"]
+    argv = [
+        "liq-price",
+        SHIPPED,
+        "--symbol",
+        "BTCUSDT",
+        "--side",
+        "long",
+        "--size",
+        "2",
+        "--entry",
+        "60000",
+        "--leverage",
+        "10",
+        "--format",
+        "json",
+    ]
     assert main(argv) == 0
     from_cli = json.loads(capsys.readouterr().out)
     assert {"policy": SHIPPED, **json.loads(engine.to_json(quote))} == from_cli
@@ -210,8 +239,15 @@ def test_liquidation_price_matches_the_cli(
 
 def test_liquidation_price_in_cross_mode_with_a_mark(policy: engine.Policy) -> None:
     quote = engine.liquidation_price(
-        policy, symbol="BTCUSDT", side="short", size="1", entry_price="60000", margin="6000",
-        mode="cross", wallet="6000", mark_price="61000",
+        policy,
+        symbol="BTCUSDT",
+        side="short",
+        size="1",
+        entry_price="60000",
+        margin="6000",
+        mode="cross",
+        wallet="6000",
+        mark_price="61000",
     )
     assert quote.margin_mode == "cross"
     assert quote.liquidation_price is not None and quote.liquidation_price > Decimal("60000")
@@ -237,7 +273,11 @@ def test_liquidation_price_input_errors(
     policy: engine.Policy, changes: dict[str, object], code: str
 ) -> None:
     arguments: dict[str, object] = {
-        "symbol": "BTCUSDT", "side": "long", "size": "2", "entry_price": "60000", "leverage": "10",
+        "symbol": "BTCUSDT",
+        "side": "long",
+        "size": "2",
+        "entry_price": "60000",
+        "leverage": "10",
         **changes,
     }
     with pytest.raises(engine.InputError) as caught:
@@ -308,8 +348,13 @@ def test_error_as_dict_of_an_evaluation_error(policy: engine.Policy) -> None:
 def test_a_loaded_policy_is_immutable(policy: engine.Policy) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         policy.id = "other"  # type: ignore[misc]
-    for mapping in (policy.markets, policy.tables, policy.definitions, policy.expressions,
-                    policy.data):
+    for mapping in (
+        policy.markets,
+        policy.tables,
+        policy.definitions,
+        policy.expressions,
+        policy.data,
+    ):
         assert isinstance(mapping, MappingProxyType)
         with pytest.raises(TypeError):
             mapping["new"] = None  # type: ignore[index]
@@ -332,7 +377,10 @@ def test_one_policy_evaluated_from_eight_threads_gives_identical_results(
 ) -> None:
     erin = engine.read_account_file(ROOT / "examples" / "erin-crash.yaml", policy)
     cases: list[tuple[engine.Account | dict[str, Any], bool]] = [
-        (ALICE, False), (erin, False), (ALICE, True), (erin, True),
+        (ALICE, False),
+        (erin, False),
+        (ALICE, True),
+        (erin, True),
         (account(size="0.5", isolated_margin="1000"), False),
     ]
     expected = [engine.evaluate(policy, data, trace=trace).as_dict() for data, trace in cases]
@@ -370,7 +418,8 @@ def test_one_policy_evaluated_from_eight_threads_gives_identical_results(
 
 def test_the_api_prints_nothing(policy: engine.Policy, capsys: pytest.CaptureFixture[str]) -> None:
     engine.evaluate(policy, ALICE, trace=True)
-    engine.liquidation_price(policy, symbol="BTCUSDT", side="long", size="2",
-                             entry_price="60000", leverage="10")
+    engine.liquidation_price(
+        policy, symbol="BTCUSDT", side="long", size="2", entry_price="60000", leverage="10"
+    )
     engine.run_examples(policy)
     assert capsys.readouterr() == ("", "")  # library code never prints; only engine.cli does

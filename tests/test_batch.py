@@ -25,10 +25,17 @@ SHIPPED = "binance-usdm"
 ALICE: dict[str, Any] = {
     "id": "alice",
     "wallet_balance": "10000",
-    "positions": [{
-        "symbol": "BTCUSDT", "side": "long", "size": "2", "entry_price": "60000",
-        "margin_mode": "isolated", "isolated_margin": "12000", "leverage": "10",
-    }],
+    "positions": [
+        {
+            "symbol": "BTCUSDT",
+            "side": "long",
+            "size": "2",
+            "entry_price": "60000",
+            "margin_mode": "isolated",
+            "isolated_margin": "12000",
+            "leverage": "10",
+        }
+    ],
     "market": {"BTCUSDT": {"mark_price": "59000"}},
 }
 
@@ -139,9 +146,11 @@ def test_numbers_stay_exact(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # JSON numbers, not strings: read from their text as decimals, never through a float.
-    text = ('{"id": "exact", "wallet_balance": 0, "positions": [{"symbol": "BTCUSDT", '
-            '"side": "long", "size": 3, "entry_price": 0.1, "margin_mode": "isolated", '
-            '"isolated_margin": 0.1, "leverage": 3}], "market": {"BTCUSDT": {"mark_price": 0.1}}}')
+    text = (
+        '{"id": "exact", "wallet_balance": 0, "positions": [{"symbol": "BTCUSDT", '
+        '"side": "long", "size": 3, "entry_price": 0.1, "margin_mode": "isolated", '
+        '"isolated_margin": 0.1, "leverage": 3}], "market": {"BTCUSDT": {"mark_price": 0.1}}}'
+    )
     code, rows, _ = run_batch(monkeypatch, capsys, text + "\n")
     assert code == 0
     position = rows[0]["positions"][0]
@@ -258,8 +267,13 @@ def test_evaluation_errors_are_reported_per_line(policy: engine.Policy) -> None:
 
 def test_parse_line_reads_numbers_exactly() -> None:
     data = parse_line('{"a": 0.1, "b": 2, "c": [1e-3, "0.2"], "d": true, "e": null}')
-    assert data == {"a": Decimal("0.1"), "b": Decimal(2), "c": [Decimal("0.001"), "0.2"],
-                    "d": True, "e": None}
+    assert data == {
+        "a": Decimal("0.1"),
+        "b": Decimal(2),
+        "c": [Decimal("0.001"), "0.2"],
+        "d": True,
+        "e": None,
+    }
     assert isinstance(data["b"], Decimal)
 
 
@@ -270,7 +284,12 @@ def test_a_thousand_lines_through_a_subprocess() -> None:
     text = "".join(line(account(f"acct-{i}", size=str(1 + i % 7))) + "\n" for i in range(1000))
     done = subprocess.run(
         [sys.executable, "-m", "engine", "evaluate", SHIPPED, "-"],
-        input=text, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+        input=text,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     rows = done.stdout.splitlines()
@@ -284,7 +303,10 @@ def test_answers_stream_out_before_the_input_ends() -> None:
     """Each answer is written and flushed as soon as its line is read: write, read, repeat."""
     process = subprocess.Popen(
         [sys.executable, "-m", "engine", "evaluate", SHIPPED, "-"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     assert process.stdin is not None and process.stdout is not None
     try:

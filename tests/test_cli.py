@@ -145,7 +145,8 @@ def test_validate_a_directory_checks_every_yaml_inside(tmp_path, capsys):
     assert code == 2
     assert out.splitlines() == [
         f"ok: {tmp_path / 'a.yaml'} (tiny, 1 definition, digest "
-        + out.split("digest ")[1].split(")")[0] + ")",
+        + out.split("digest ")[1].split(")")[0]
+        + ")",
         f"invalid: {tmp_path / 'b.yml'} (1 error)",
         "checked 2 files: 1 valid, 1 invalid (1 error)",
     ]
@@ -195,11 +196,19 @@ def test_validate_json(tmp_path, capsys):
     assert good["diagnostics"] == []
     assert wrong["valid"] is False
     assert (wrong["policy_id"], wrong["digest"]) == (None, None)
-    assert wrong["diagnostics"] == [{
-        "path": str(bad), "line": 2, "column": 1, "end_line": 2, "end_column": 6,
-        "severity": "error", "code": "E102", "message": "unknown key 'titel' at the top level",
-        "hint": "did you mean 'title'?",
-    }]
+    assert wrong["diagnostics"] == [
+        {
+            "path": str(bad),
+            "line": 2,
+            "column": 1,
+            "end_line": 2,
+            "end_column": 6,
+            "severity": "error",
+            "code": "E102",
+            "message": "unknown key 'titel' at the top level",
+            "hint": "did you mean 'title'?",
+        }
+    ]
 
 
 def test_validate_json_all_valid(capsys):
@@ -260,9 +269,15 @@ def test_expr_prints_canonical_form_and_type(capsys):
 
 def test_expr_evaluates_with_inputs(capsys):
     code, out, err = call(
-        capsys, "expr", 'if position.side == "long" then position.size * market.mark_price else 0',
-        "--set", "position.size=2", "--set", "market.mark_price=59000",
-        "--set", "position.side=long",
+        capsys,
+        "expr",
+        'if position.side == "long" then position.size * market.mark_price else 0',
+        "--set",
+        "position.size=2",
+        "--set",
+        "market.mark_price=59000",
+        "--set",
+        "position.side=long",
     )
     assert (code, err) == (0, "")
     assert out.splitlines()[1:] == ["type: number", "value: 118000"]
@@ -275,8 +290,9 @@ def test_expr_evaluates_constant_expressions(capsys):
 
 
 def test_expr_aggregates_over_the_one_position(capsys):
-    code, out, _ = call(capsys, "expr", "count(p for p in account.positions)",
-                        "--set", "position.size=1")
+    code, out, _ = call(
+        capsys, "expr", "count(p for p in account.positions)", "--set", "position.size=1"
+    )
     assert code == 0
     assert out.splitlines()[-1] == "value: 1"
 
@@ -295,12 +311,16 @@ def test_expr_the_tables_root_is_empty_without_a_policy(capsys):
 
 
 def test_expr_json(capsys):
-    code, out, err = call(capsys, "expr", "position.size * 2", "--set", "position.size=1.5",
-                          "--format", "json")
+    code, out, err = call(
+        capsys, "expr", "position.size * 2", "--set", "position.size=1.5", "--format", "json"
+    )
     assert (code, err) == (0, "")
     assert json.loads(out) == {
-        "expression": "position.size * 2", "canonical": "position.size * 2", "type": "number",
-        "value": "3", "diagnostics": [],
+        "expression": "position.size * 2",
+        "canonical": "position.size * 2",
+        "type": "number",
+        "value": "3",
+        "diagnostics": [],
     }
 
 
@@ -345,8 +365,9 @@ def test_expr_syntax_error_json(capsys):
 
 
 def test_expr_missing_input_names_the_option_to_give(capsys):
-    code, out, err = call(capsys, "expr", "position.size * market.mark_price",
-                          "--set", "position.size=2")
+    code, out, err = call(
+        capsys, "expr", "position.size * market.mark_price", "--set", "position.size=2"
+    )
     assert code == 2
     assert out == "canonical: position.size * market.mark_price\ntype: number\n"
     assert err.splitlines() == [
@@ -359,8 +380,9 @@ def test_expr_missing_input_names_the_option_to_give(capsys):
 
 
 def test_expr_division_by_zero(capsys):
-    code, _, err = call(capsys, "expr", "position.size / 0", "--set", "position.size=1",
-                        "--format", "json")
+    code, _, err = call(
+        capsys, "expr", "position.size / 0", "--set", "position.size=1", "--format", "json"
+    )
     assert (code, err) == (2, "")
 
 
@@ -377,16 +399,22 @@ def test_expr_leading_minus_after_double_dash(capsys):
     assert json.loads(out)["value"] == "-2"
 
 
-@pytest.mark.parametrize(("option", "message", "hint"), [
-    ("position.sise=2", "unknown input 'position.sise'", "did you mean 'position.size'"),
-    ("size=2", "unknown input 'size'", None),
-    ("position.size=2x", "--set position.size: '2x' is not a decimal number", "numbers are"),
-    ("position.size=1e999", "--set position.size: exponent in '1e999' is out of range", None),
-    ("position.side=lnog", "--set position.side: 'lnog' is not one of \"long\", \"short\"",
-     "did you mean 'long'?"),
-    ("position.size", "--set expects NAME=VALUE, found 'position.size'", "for example"),
-    ("account.positions=1", "account.positions cannot be set", None),
-])
+@pytest.mark.parametrize(
+    ("option", "message", "hint"),
+    [
+        ("position.sise=2", "unknown input 'position.sise'", "did you mean 'position.size'"),
+        ("size=2", "unknown input 'size'", None),
+        ("position.size=2x", "--set position.size: '2x' is not a decimal number", "numbers are"),
+        ("position.size=1e999", "--set position.size: exponent in '1e999' is out of range", None),
+        (
+            "position.side=lnog",
+            '--set position.side: \'lnog\' is not one of "long", "short"',
+            "did you mean 'long'?",
+        ),
+        ("position.size", "--set expects NAME=VALUE, found 'position.size'", "for example"),
+        ("account.positions=1", "account.positions cannot be set", None),
+    ],
+)
 def test_expr_bad_inputs_are_usage_errors(option, message, hint, capsys):
     code, out, err = call(capsys, "expr", "position.size", "--set", option)
     assert (code, out) == (2, "")
@@ -451,7 +479,11 @@ def test_os_errors_are_rendered_without_traceback(monkeypatch, capsys):
 def test_python_dash_m_engine_smoke():
     result = subprocess.run(
         [sys.executable, "-m", "engine", "validate", SHIPPED],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"ok: {SHIPPED} (binance-usdm, ")
@@ -464,7 +496,11 @@ def test_installed_console_script_smoke():
         pytest.skip("the liqpolicy console script is not installed (pip install -e .)")
     result = subprocess.run(
         [script, "validate", "binance-usdm", "--format", "json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["valid"] is True

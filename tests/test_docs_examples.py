@@ -60,12 +60,17 @@ def test_the_docs_have_policy_snippets() -> None:
 
 @pytest.mark.parametrize(("where", "text"), POLICY_SNIPPETS, ids=[w for w, _ in POLICY_SNIPPETS])
 def test_policy_snippet_loads(where: str, text: str, tmp_path: Path) -> None:
-    name = re.sub(r"[^a-z0-9-]+", "-", text.split("\n", 1)[0].removeprefix("# policy:").strip().lower())
+    name = re.sub(
+        r"[^a-z0-9-]+", "-", text.split("\n", 1)[0].removeprefix("# policy:").strip().lower()
+    )
     path = tmp_path / f"{name or 'snippet'}.yaml"
     path.write_text(text, encoding="utf-8")
     policy, diagnostics = check_policy(path)
-    errors = [f"{d.code} {d.message} (line {d.span.line if d.span else '?'})"
-              for d in diagnostics if d.severity == "error"]
+    errors = [
+        f"{d.code} {d.message} (line {d.span.line if d.span else '?'})"
+        for d in diagnostics
+        if d.severity == "error"
+    ]
     assert errors == [], f"{where}: {errors}"
     assert policy is not None
 
@@ -83,12 +88,13 @@ def test_account_snippet_parses(where: str, text: str, tmp_path: Path) -> None:
 
 # -- docs/accounts.md: the result section names real keys ---------------------------------------
 
+
 def _section(doc: str, heading: str) -> str:
     """The prose of a `## ` section, without its fenced blocks."""
     text = (DOCS / doc).read_text(encoding="utf-8")
     start = text.index(heading)
-    following = re.search(r"^## ", text[start + len(heading):], re.M)
-    section = text[start: start + len(heading) + following.start()] if following else text[start:]
+    following = re.search(r"^## ", text[start + len(heading) :], re.M)
+    section = text[start : start + len(heading) + following.start()] if following else text[start:]
     return _FENCE.sub("", section)
 
 
@@ -114,20 +120,43 @@ liquidation:
 
 _SMALL_LONG = {
     "wallet_balance": "0",
-    "positions": [{"symbol": "BTCUSDT", "side": "long", "size": "1", "entry_price": "50000",
-                   "margin_mode": "isolated", "isolated_margin": "400", "leverage": "125"}],
+    "positions": [
+        {
+            "symbol": "BTCUSDT",
+            "side": "long",
+            "size": "1",
+            "entry_price": "50000",
+            "margin_mode": "isolated",
+            "isolated_margin": "400",
+            "leverage": "125",
+        }
+    ],
     "market": {"BTCUSDT": {"mark_price": "49780", "book_depth": "100000000"}},
 }
 
 _HEDGED_CROSS = {
     "wallet_balance": "20000",
     "positions": [
-        {"symbol": "BTC-USDT", "side": "short", "size": "30000", "entry_price": "50000",
-         "margin_mode": "cross", "leverage": "125"},
-        {"symbol": "BTC-USDT", "side": "long", "size": "12000", "entry_price": "50000",
-         "margin_mode": "cross", "leverage": "125"},
+        {
+            "symbol": "BTC-USDT",
+            "side": "short",
+            "size": "30000",
+            "entry_price": "50000",
+            "margin_mode": "cross",
+            "leverage": "125",
+        },
+        {
+            "symbol": "BTC-USDT",
+            "side": "long",
+            "size": "12000",
+            "entry_price": "50000",
+            "margin_mode": "cross",
+            "leverage": "125",
+        },
     ],
-    "market": {"BTC-USDT": {"mark_price": "50800", "last_price": "50800", "book_depth": "100000000"}},
+    "market": {
+        "BTC-USDT": {"mark_price": "50800", "last_price": "50800", "book_depth": "100000000"}
+    },
 }
 
 
@@ -146,10 +175,18 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
         evaluate_account(variant, parse_account(_SMALL_LONG, variant)).as_dict(),
         evaluate_account(variant, parse_account(erin, variant)).as_dict(),
         evaluate_account(huobi, parse_account(_HEDGED_CROSS, huobi)).as_dict(),
-        quote_prices(binance, symbol="BTCUSDT", side="long", size=Decimal(2),
-                     entry_price=Decimal(60000), leverage=Decimal(10)).as_dict(),
+        quote_prices(
+            binance,
+            symbol="BTCUSDT",
+            side="long",
+            size=Decimal(2),
+            entry_price=Decimal(60000),
+            leverage=Decimal(10),
+        ).as_dict(),
     ]
-    found += [evaluate_account(huobi, parse_account(e.account, huobi)).as_dict() for e in huobi.examples]
+    found += [
+        evaluate_account(huobi, parse_account(e.account, huobi)).as_dict() for e in huobi.examples
+    ]
     return found
 
 
@@ -193,14 +230,27 @@ def test_result_section_names_only_real_keys(outputs: list[Any]) -> None:
 
 def test_every_top_level_and_position_key_is_documented() -> None:
     section = _section("accounts.md", RESULT_HEADING)
-    named = {part.removesuffix("[]") for span in _CODE_SPAN.findall(section)
-             if _KEY_PATH.match(span) for part in span.split(".")}
+    named = {
+        part.removesuffix("[]")
+        for span in _CODE_SPAN.findall(section)
+        if _KEY_PATH.match(span)
+        for part in span.split(".")
+    }
     result = _stepped("binance-usdm", "stepped liquidation")
     liquidation = result["liquidations"][0]
     statement = liquidation["statement"]
-    shapes = [result, result["positions"][0], liquidation, statement, statement["orders"][0],
-              statement["orders"][0]["fees"][0], statement["items"][0], liquidation["steps"][0],
-              result["trace"][0], result["policy"]]
+    shapes = [
+        result,
+        result["positions"][0],
+        liquidation,
+        statement,
+        statement["orders"][0],
+        statement["orders"][0]["fees"][0],
+        statement["items"][0],
+        liquidation["steps"][0],
+        result["trace"][0],
+        result["policy"],
+    ]
     undocumented = sorted({key for shape in shapes for key in shape} - named)
     assert undocumented == []
 
@@ -214,6 +264,7 @@ def test_error_codes_in_accounts_md_are_documented() -> None:
 
 
 # -- docs/mechanics.md: the worked statement is the engine's ------------------------------------
+
 
 def test_worked_statement_matches_the_engine() -> None:
     text = (DOCS / "mechanics.md").read_text(encoding="utf-8")

@@ -36,12 +36,30 @@ UPDATE = os.environ.get("LIQPOLICY_UPDATE_GOLDEN") == "1"
 
 # At least one case per layer and code; a case may cover several.
 REQUIRED_CODES = {
-    "E010", "E011", "E012", "E013",  # YAML
-    "E101", "E102", "E103", "E104",  # schema
+    "E010",
+    "E011",
+    "E012",
+    "E013",  # YAML
+    "E101",
+    "E102",
+    "E103",
+    "E104",  # schema
     "E200",  # expression syntax
-    "E300", "E301", "E302", "E303", "E304", "E306", "E307",  # expression checks
-    "E400", "E402", "E403", "E404", "E405",  # policy semantics
-    "W001", "W002", "W003",  # warnings
+    "E300",
+    "E301",
+    "E302",
+    "E303",
+    "E304",
+    "E306",
+    "E307",  # expression checks
+    "E400",
+    "E402",
+    "E403",
+    "E404",
+    "E405",  # policy semantics
+    "W001",
+    "W002",
+    "W003",  # warnings
 }
 
 _HEAD = re.compile(

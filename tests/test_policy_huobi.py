@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from engine.errors import EngineError
 from engine.mechanics.accounts import parse_account
 from engine.mechanics.evaluate import AccountResult, evaluate_account
 from engine.mechanics.examples import run_examples
@@ -31,18 +30,33 @@ def policy() -> Policy:
 
 
 def position(side: str, size: int, entry: int, **extra: Any) -> dict[str, Any]:
-    return {"symbol": SYMBOL, "side": side, "size": size, "entry_price": entry,
-            "margin_mode": extra.pop("margin_mode", "isolated"),
-            "leverage": extra.pop("leverage", 125), **extra}
+    return {
+        "symbol": SYMBOL,
+        "side": side,
+        "size": size,
+        "entry_price": entry,
+        "margin_mode": extra.pop("margin_mode", "isolated"),
+        "leverage": extra.pop("leverage", 125),
+        **extra,
+    }
 
 
 def evaluate(
-    policy: Policy, positions: list[dict[str, Any]], *, mark: str, last: str | None = None,
-    depth: str = "100000000", wallet: str = "0",
+    policy: Policy,
+    positions: list[dict[str, Any]],
+    *,
+    mark: str,
+    last: str | None = None,
+    depth: str = "100000000",
+    wallet: str = "0",
 ) -> AccountResult:
     market = {"mark_price": mark, "last_price": last or mark, "book_depth": depth}
-    account = {"id": "t", "wallet_balance": wallet, "positions": positions,
-               "market": {SYMBOL: market}}
+    account = {
+        "id": "t",
+        "wallet_balance": wallet,
+        "positions": positions,
+        "market": {SYMBOL: market},
+    }
     return evaluate_account(policy, parse_account(account, policy))
 
 
@@ -51,6 +65,7 @@ def tick(value: Decimal, rounding: str) -> Decimal:
 
 
 # -- the policy file ----------------------------------------------------------------------------
+
 
 def test_policy_is_valid_and_cites_every_number():
     loaded, diagnostics = check_policy(POLICY_PATH)
@@ -68,10 +83,15 @@ def test_every_worked_example_passes(policy: Policy):
 
 # -- golden values ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("side", "size", "entry", "margin"),
-    [("long", 1000, 50000, None), ("short", 2000, 40000, 1000), ("long", 20000, 50000, None),
-     ("short", 95000, 60000, 60000)],
+    [
+        ("long", 1000, 50000, None),
+        ("short", 2000, 40000, 1000),
+        ("long", 20000, 50000, None),
+        ("short", 95000, 60000, 60000),
+    ],
 )
 def test_isolated_liquidation_and_bankruptcy_prices_follow_the_derived_formulas(
     policy: Policy, side: str, size: int, entry: int, margin: int | None
@@ -122,9 +142,12 @@ def test_net_position_of_long_and_short_picks_the_tier(policy: Policy):
     optimisation (launch notice): occupied = 12,000 + 4,800 - min(12,000, 4,800) = 12,000."""
     result = evaluate(
         policy,
-        [position("short", 30000, 50000, margin_mode="cross"),
-         position("long", 12000, 50000, margin_mode="cross")],
-        mark="50000", wallet="20000",
+        [
+            position("short", 30000, 50000, margin_mode="cross"),
+            position("long", 12000, 50000, margin_mode="cross"),
+        ],
+        mark="50000",
+        wallet="20000",
     )
     short, long = result.positions
     for found in (short, long):
@@ -140,8 +163,13 @@ def test_net_position_of_long_and_short_picks_the_tier(policy: Policy):
 
 @pytest.mark.parametrize(
     ("mark", "last", "triggered"),
-    [("49800", "49900", False), ("49900", "49800", False), ("49800", "49800", True),
-     ("49859.2", "49859.2", True), ("49859.3", "49859.3", False)],
+    [
+        ("49800", "49900", False),
+        ("49900", "49800", False),
+        ("49800", "49800", True),
+        ("49859.2", "49859.2", True),
+        ("49859.3", "49859.3", False),
+    ],
 )
 def test_trigger_needs_both_last_and_mark_price(
     policy: Policy, mark: str, last: str, triggered: bool
@@ -214,9 +242,12 @@ def test_self_trade_legs_of_a_hedged_cross_account_trade_at_the_mark(policy: Pol
     12,000-contract legs should trade at the mark, without slippage."""
     result = evaluate(
         policy,
-        [position("short", 30000, 50000, margin_mode="cross"),
-         position("long", 12000, 50000, margin_mode="cross")],
-        mark="50800", wallet="20000",
+        [
+            position("short", 30000, 50000, margin_mode="cross"),
+            position("long", 12000, 50000, margin_mode="cross"),
+        ],
+        mark="50800",
+        wallet="20000",
     )
     (liquidation,) = result.liquidations
     legs = liquidation.statement.orders[:2]
@@ -232,9 +263,12 @@ def test_self_trade_that_flattens_the_account_returns_the_equity(policy: Policy)
     the wallet keeps its 100."""
     result = evaluate(
         policy,
-        [position("long", 12000, 50000, margin_mode="cross"),
-         position("short", 12000, 50000, margin_mode="cross")],
-        mark="50000", wallet="100",
+        [
+            position("long", 12000, 50000, margin_mode="cross"),
+            position("short", 12000, 50000, margin_mode="cross"),
+        ],
+        mark="50000",
+        wallet="100",
     )
     assert result.triggered
     assert result.after.positions == ()

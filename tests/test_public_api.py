@@ -20,7 +20,8 @@ UNDOCUMENTED_CLASSES = {"ExampleResult", "PriceQuote"}
 def public_names() -> list[str]:
     """Names the module itself defines or imports, except submodules (httpx's guard)."""
     return [
-        name for name, value in vars(engine).items()
+        name
+        for name, value in vars(engine).items()
         if (not name.startswith("_") or name in INCLUDED_PRIVATE)
         and not isinstance(value, ModuleType)
     ]
@@ -50,11 +51,32 @@ def test_every_name_imports() -> None:
 
 def test_the_promised_surface_is_there() -> None:
     promised = {
-        "load_policy", "check_policy", "evaluate", "liquidation_price", "run_examples",
-        "shipped_policies", "to_json", "Policy", "Account", "AccountResult", "PositionResult",
-        "PriceQuote", "Statement", "Diagnostic", "EngineError", "PolicyError", "ExpressionError",
-        "EvaluationError", "InputError", "parse_expression", "check_expression",
-        "compile_expression", "print_expression", "Scope", "parse_account", "read_account_file",
+        "load_policy",
+        "check_policy",
+        "evaluate",
+        "liquidation_price",
+        "run_examples",
+        "shipped_policies",
+        "to_json",
+        "Policy",
+        "Account",
+        "AccountResult",
+        "PositionResult",
+        "PriceQuote",
+        "Statement",
+        "Diagnostic",
+        "EngineError",
+        "PolicyError",
+        "ExpressionError",
+        "EvaluationError",
+        "InputError",
+        "parse_expression",
+        "check_expression",
+        "compile_expression",
+        "print_expression",
+        "Scope",
+        "parse_account",
+        "read_account_file",
         "__version__",
     }
     assert promised <= set(engine.__all__)

@@ -14,7 +14,7 @@ from engine.policy.load import load_policy
 from engine.policy.packaged import policies_dir, schemas_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = sorted((ROOT / "schemas").glob("*.json"))
+SCHEMAS = sorted((ROOT / "schemas").glob("*.schema.json"))
 POLICIES = sorted((ROOT / "policies").glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema="
 

@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     # a `--debug` given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS,
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
         help="show the traceback of an internal error",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command_name")

@@ -33,8 +33,10 @@ def _instruments(values: list[str] | None) -> dict[str, Decimal]:
     for value in values:
         match = _INSTRUMENT.fullmatch(value.strip())
         if match is None:
-            raise UsageError(f"--instrument expects BASE/QUOTE=PRICE, got '{value}'",
-                             "for example --instrument BTC/USDT=60000")
+            raise UsageError(
+                f"--instrument expects BASE/QUOTE=PRICE, got '{value}'",
+                "for example --instrument BTC/USDT=60000",
+            )
         name, text = match.groups()
         try:
             price = parse_decimal(text)
@@ -68,7 +70,9 @@ def _generate(args: argparse.Namespace, output: Output) -> int:
     else:
         instruments = _instruments(args.instrument)
     book = generate_book(
-        args.accounts, args.seed, instruments=instruments,
+        args.accounts,
+        args.seed,
+        instruments=instruments,
         multi_instrument_share=_share(args.multi_instrument_share),
     )
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")
@@ -99,23 +103,41 @@ def _check(args: argparse.Namespace, output: Output) -> int:
     if args.format == "json":
         output.json({"path": args.file, "valid": True, **_plain(summary)})
         return Exit.OK
-    output.line(f"ok: {args.file}: {plural(summary['accounts'], 'account')}, "
-                f"{plural(summary['positions'], 'position')}, notional at entry "
-                f"{money(summary['notional'])}, wallets {money(summary['wallet_balance'])}")
-    header = ("instrument", "positions", "long", "short", "cross", "isolated",
-              "notional", "leverage min/median/max")
+    output.line(
+        f"ok: {args.file}: {plural(summary['accounts'], 'account')}, "
+        f"{plural(summary['positions'], 'position')}, notional at entry "
+        f"{money(summary['notional'])}, wallets {money(summary['wallet_balance'])}"
+    )
+    header = (
+        "instrument",
+        "positions",
+        "long",
+        "short",
+        "cross",
+        "isolated",
+        "notional",
+        "leverage min/median/max",
+    )
     rows = [header]
     for name, entry in summary["instruments"].items():
         leverage = entry["leverage"]
-        rows.append((
-            name, f"{entry['positions']:,}", f"{entry['long']:,}", f"{entry['short']:,}",
-            f"{entry['cross']:,}", f"{entry['isolated']:,}", money(entry["notional"]),
-            "/".join(format_decimal(leverage[k]) for k in ("min", "median", "max")),
-        ))
+        rows.append(
+            (
+                name,
+                f"{entry['positions']:,}",
+                f"{entry['long']:,}",
+                f"{entry['short']:,}",
+                f"{entry['cross']:,}",
+                f"{entry['isolated']:,}",
+                money(entry["notional"]),
+                "/".join(format_decimal(leverage[k]) for k in ("min", "median", "max")),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         output.line("  " + "  ".join(cells).rstrip())
     return Exit.OK
 
@@ -127,42 +149,64 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION",
-                                    required=True)
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
     generate = actions.add_parser(
-        "generate", help="write a synthetic book (deterministic for a seed)",
+        "generate",
+        help="write a synthetic book (deterministic for a seed)",
         description="Write a synthetic book: the same --seed gives the same file, byte for byte.",
     )
-    generate.add_argument("--accounts", type=int, required=True, metavar="N",
-                          help="number of accounts")
-    generate.add_argument("--seed", type=int, required=True, metavar="S",
-                          help="random seed; the same seed gives the same book")
     generate.add_argument(
-        "--instrument", action="append", metavar="BASE/QUOTE=PRICE",
+        "--accounts", type=int, required=True, metavar="N", help="number of accounts"
+    )
+    generate.add_argument(
+        "--seed",
+        type=int,
+        required=True,
+        metavar="S",
+        help="random seed; the same seed gives the same book",
+    )
+    generate.add_argument(
+        "--instrument",
+        action="append",
+        metavar="BASE/QUOTE=PRICE",
         help="an instrument and its start price (repeatable; default BTC/USDT=60000 and "
         "ETH/USDT=2400); entry prices spread a few percent around it",
     )
     generate.add_argument(
-        "--scenario", metavar="SCENARIO",
+        "--scenario",
+        metavar="SCENARIO",
         help="take the instruments and start prices from a scenario (a file or a shipped id) "
         "instead of --instrument",
     )
-    generate.add_argument("--multi-instrument-share", default="0", metavar="X",
-                          help="share of accounts (0 to 1) holding several instruments; "
-                          "default 0")
-    generate.add_argument("--output", "-o", metavar="FILE",
-                          help="write to FILE instead of stdout")
-    generate.add_argument("--format", choices=("jsonl", "csv"),
-                          help="jsonl (default) or csv (default when FILE ends in .csv)")
+    generate.add_argument(
+        "--multi-instrument-share",
+        default="0",
+        metavar="X",
+        help="share of accounts (0 to 1) holding several instruments; default 0",
+    )
+    generate.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    generate.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        help="jsonl (default) or csv (default when FILE ends in .csv)",
+    )
     check = actions.add_parser(
-        "check", help="validate a book and summarise it",
+        "check",
+        help="validate a book and summarise it",
         description="Validate a book (JSON lines or CSV) and print its accounts, positions "
         "per instrument, side and margin mode, notional and leverage.",
     )
-    check.add_argument("file", metavar="FILE",
-                       help="a .jsonl or .csv book, or the id of a shipped book (e.g. demo)")
-    check.add_argument("--format", choices=("text", "json"), default="text",
-                       help="text for people (default), or one JSON document on stdout")
+    check.add_argument(
+        "file",
+        metavar="FILE",
+        help="a .jsonl or .csv book, or the id of a shipped book (e.g. demo)",
+    )
+    check.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), or one JSON document on stdout",
+    )
 
 
 COMMAND = Command(

@@ -38,8 +38,11 @@ _EXTENDS = re.compile(r"^extends\s*:", re.M)
 def default_policies() -> list[str]:
     """The shipped base policies by id: every shipped policy that extends no other
     (variants such as worked-example overrides are left out)."""
-    return [path.stem for path in shipped_policy_paths()
-            if not _EXTENDS.search(path.read_text(encoding="utf-8"))]
+    return [
+        path.stem
+        for path in shipped_policy_paths()
+        if not _EXTENDS.search(path.read_text(encoding="utf-8"))
+    ]
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if policy.id in seen:
             raise UsageError(
                 f"policy '{policy.id}' is given twice ({seen[policy.id]} and {reference})",
-                "compare different policies")
+                "compare different policies",
+            )
         seen[policy.id] = reference
     book = read_book(args.book or DEFAULT_BOOK)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
@@ -78,20 +82,40 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policies", nargs="*", metavar="POLICY",
-                        help="policy files or shipped policy ids (default: every shipped "
-                             "policy that extends no other)")
-    parser.add_argument("--book", "-b", metavar="BOOK",
-                        help=f"book of accounts, JSON lines or CSV, or a shipped book's id "
-                             f"(default: {DEFAULT_BOOK})")
-    parser.add_argument("--scenario", "-s", metavar="SCENARIO",
-                        help=f"scenario file or shipped scenario id (default: {DEFAULT_SCENARIO})")
-    parser.add_argument("--format", choices=FORMATS, default="text",
-                        help="text (default), json (exact strings), markdown, or html (one "
-                             "self-contained file with charts, works offline)")
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
-                        help=f"how many accounts whose fate differs most to list (default "
-                             f"{DEFAULT_LIMIT})")
+    parser.add_argument(
+        "policies",
+        nargs="*",
+        metavar="POLICY",
+        help="policy files or shipped policy ids (default: every shipped "
+        "policy that extends no other)",
+    )
+    parser.add_argument(
+        "--book",
+        "-b",
+        metavar="BOOK",
+        help=f"book of accounts, JSON lines or CSV, or a shipped book's id "
+        f"(default: {DEFAULT_BOOK})",
+    )
+    parser.add_argument(
+        "--scenario",
+        "-s",
+        metavar="SCENARIO",
+        help=f"scenario file or shipped scenario id (default: {DEFAULT_SCENARIO})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default), json (exact strings), markdown, or html (one "
+        "self-contained file with charts, works offline)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        metavar="N",
+        help=f"how many accounts whose fate differs most to list (default {DEFAULT_LIMIT})",
+    )
     add_output_option(parser)
 
 

@@ -27,10 +27,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("a", metavar="A", help="policy file, or the id of a shipped policy")
     parser.add_argument("b", metavar="B", help="the policy to set beside it")
-    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                        help="text (default), json (the sections and rows), or markdown")
-    parser.add_argument("--width", type=int, default=110, metavar="COLUMNS",
-                        help="line width of the text form (default 110)")
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text (default), json (the sections and rows), or markdown",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=110,
+        metavar="COLUMNS",
+        help="line width of the text form (default 110)",
+    )
     add_output_option(parser)
 
 

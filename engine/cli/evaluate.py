@@ -33,8 +33,10 @@ def _stdin_lines() -> Iterable[str | bytes]:
 
 def run_batch(args: argparse.Namespace, output: Output) -> int:
     if args.format == "text":
-        raise UsageError("batch mode (ACCOUNT '-') writes JSON lines only",
-                         "leave out --format text (or give --format json)")
+        raise UsageError(
+            "batch mode (ACCOUNT '-') writes JSON lines only",
+            "leave out --format text (or give --format json)",
+        )
     policy = load_policy(args.policy)
     failed = False
     for answer in evaluate_lines(policy, _stdin_lines(), trace=args.trace, source="<stdin>"):
@@ -58,21 +60,28 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policy", metavar="POLICY",
-                        help="policy file, or the id of a shipped policy")
-    parser.add_argument("account", metavar="ACCOUNT",
-                        help="account file (JSON or YAML), or - to read one JSON account per line "
-                             "from stdin and write one JSON result per line (batch mode)")
-    parser.add_argument("--trace", action="store_true",
-                        help="also print every definition and condition evaluated, with the values "
-                             "read and the policy line (always included in single-account JSON; "
-                             "in batch mode only with this option)")
+    parser.add_argument(
+        "policy", metavar="POLICY", help="policy file, or the id of a shipped policy"
+    )
+    parser.add_argument(
+        "account",
+        metavar="ACCOUNT",
+        help="account file (JSON or YAML), or - to read one JSON account per line "
+        "from stdin and write one JSON result per line (batch mode)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also print every definition and condition evaluated, with the values "
+        "read and the policy line (always included in single-account JSON; "
+        "in batch mode only with this option)",
+    )
     parser.add_argument(
         "--format",
         choices=("text", "json"),
         default=None,
         help="text for people (default), or one JSON document on stdout for programs; "
-             "batch mode always writes JSON lines",
+        "batch mode always writes JSON lines",
     )
 
 

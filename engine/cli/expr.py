@@ -138,8 +138,11 @@ def evaluate(expr: ast.Expr, checked: Checked, inputs: dict[str, dict[str, Value
     account = {**inputs["account"], "positions": [position]} if position else inputs["account"]
     # `tables` is a root name too; without a policy it holds no table
     program = compile_program(
-        {}, {"expression": (expr, checked.type)}, checked.definition_attributes,
-        filename="<expr>", statics={"tables": MappingProxyType({})},
+        {},
+        {"expression": (expr, checked.type)},
+        checked.definition_attributes,
+        filename="<expr>",
+        statics={"tables": MappingProxyType({})},
     )
     compiled = program.expressions["expression"]
     return compiled(frame(position=position, account=account, market=inputs["market"]))
@@ -189,11 +192,16 @@ def _finish(
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "expression", metavar="EXPRESSION",
+        "expression",
+        metavar="EXPRESSION",
         help="the expression, quoted for the shell (after `--` if it starts with '-')",
     )
     parser.add_argument(
-        "--set", action="append", default=[], dest="inputs", metavar="NAME=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        dest="inputs",
+        metavar="NAME=VALUE",
         help="give an input, e.g. position.size=2 or position.side=long (repeatable); "
         "with any --set the expression is also evaluated",
     )

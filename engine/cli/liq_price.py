@@ -28,25 +28,34 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if args.symbol not in policy.markets:
         from engine.dsl.check import did_you_mean  # noqa: PLC0415  # only on the error path
 
-        raise UsageError(f"unknown symbol '{args.symbol}' in {policy.id}",
-                         did_you_mean(args.symbol, policy.markets)
-                         or "markets: " + ", ".join(policy.markets))
+        raise UsageError(
+            f"unknown symbol '{args.symbol}' in {policy.id}",
+            did_you_mean(args.symbol, policy.markets) or "markets: " + ", ".join(policy.markets),
+        )
     size = _number("--size", args.size)
     entry = _number("--entry", args.entry)
     assert size is not None and entry is not None
     if size <= 0 or entry <= 0:
         raise UsageError("--size and --entry must be positive")
     quote = quote_prices(
-        policy, symbol=args.symbol, side=args.side, size=size, entry_price=entry,
-        leverage=_number("--leverage", args.leverage), margin=_number("--margin", args.margin),
-        mode=args.mode, wallet=_number("--wallet", args.wallet),
+        policy,
+        symbol=args.symbol,
+        side=args.side,
+        size=size,
+        entry_price=entry,
+        leverage=_number("--leverage", args.leverage),
+        margin=_number("--margin", args.margin),
+        mode=args.mode,
+        wallet=_number("--wallet", args.wallet),
         mark_price=_number("--mark", args.mark),
     )
     if args.format == "json":
         output.json({"policy": policy.id, **quote.as_dict()})
         return Exit.OK
-    output.line(f"{policy.id}: {quote.symbol} {quote.side} {money(quote.size)} @ {money(quote.entry_price)}"
-                f" ({quote.margin_mode}, margin {money(quote.margin)})")
+    output.line(
+        f"{policy.id}: {quote.symbol} {quote.side} {money(quote.size)} @ {money(quote.entry_price)}"
+        f" ({quote.margin_mode}, margin {money(quote.margin)})"
+    )
     output.line(f"  liquidation price  {money(quote.liquidation_price)}")
     output.line(f"  bankruptcy price   {money(quote.bankruptcy_price)}")
     if quote.tier is not None:
@@ -56,14 +65,18 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policy", metavar="POLICY", help="policy file, or the id of a shipped policy")
+    parser.add_argument(
+        "policy", metavar="POLICY", help="policy file, or the id of a shipped policy"
+    )
     parser.add_argument("--symbol", required=True, help="market symbol, e.g. BTCUSDT")
     parser.add_argument("--side", required=True, choices=("long", "short"))
     parser.add_argument("--size", required=True, help="size in contracts of the policy's market")
     parser.add_argument("--entry", required=True, help="entry price")
     margin = parser.add_mutually_exclusive_group(required=True)
     margin.add_argument("--leverage", help="leverage; the margin is notional at entry / leverage")
-    margin.add_argument("--margin", help="isolated margin (or, in cross mode without --wallet, the wallet)")
+    margin.add_argument(
+        "--margin", help="isolated margin (or, in cross mode without --wallet, the wallet)"
+    )
     parser.add_argument("--mode", choices=("isolated", "cross"), default="isolated")
     parser.add_argument("--wallet", help="cross wallet balance (cross mode)")
     parser.add_argument("--mark", help="current mark price (default: the entry price)")

@@ -56,9 +56,11 @@ class ProgressBar:
             label = f"  {name}"
             if len(self.labels) > 1:
                 label += f" ({self.index + 1}/{len(self.labels)})"
-        text = (f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {int(fraction * 100):3d} %  "
-                f"{step:,}/{total:,} steps{label}")
-        if text[:BAR_WIDTH + 8] == self.shown[:BAR_WIDTH + 8] and step not in (1, total):
+        text = (
+            f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {int(fraction * 100):3d} %  "
+            f"{step:,}/{total:,} steps{label}"
+        )
+        if text[: BAR_WIDTH + 8] == self.shown[: BAR_WIDTH + 8] and step not in (1, total):
             return  # same bar and percentage: skip the redraw
         self.shown = text
         self.width = max(self.width, len(text))
@@ -133,24 +135,42 @@ def run(args: argparse.Namespace, output: Output) -> int:
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", "-o", metavar="FILE",
-                        help="write the report to FILE instead of stdout")
+    parser.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout"
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policy", metavar="POLICY",
-                        help="policy file, or the id of a shipped policy")
-    parser.add_argument("--book", "-b", required=True, metavar="BOOK",
-                        help="book of accounts: JSON lines or CSV (docs/scenarios.md), or a "
-                             "shipped book's id such as demo")
-    parser.add_argument("--scenario", "-s", required=True, metavar="SCENARIO",
-                        help="scenario file (YAML), or a shipped scenario's id such as "
-                             "flash-crash-2025-10-10")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text for people (default), or one JSON document for programs")
-    parser.add_argument("--events", action="store_true",
-                        help="also list every liquidation, its waterfall and every ADL "
-                             "(in JSON: events, deleverages and every account's fate)")
+    parser.add_argument(
+        "policy", metavar="POLICY", help="policy file, or the id of a shipped policy"
+    )
+    parser.add_argument(
+        "--book",
+        "-b",
+        required=True,
+        metavar="BOOK",
+        help="book of accounts: JSON lines or CSV (docs/scenarios.md), or a "
+        "shipped book's id such as demo",
+    )
+    parser.add_argument(
+        "--scenario",
+        "-s",
+        required=True,
+        metavar="SCENARIO",
+        help="scenario file (YAML), or a shipped scenario's id such as flash-crash-2025-10-10",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), or one JSON document for programs",
+    )
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="also list every liquidation, its waterfall and every ADL "
+        "(in JSON: events, deleverages and every account's fate)",
+    )
     add_output_option(parser)
 
 

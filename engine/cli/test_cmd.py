@@ -6,7 +6,7 @@ import argparse
 import textwrap
 
 from engine.cli.command import Command, Exit, add_format_option
-from engine.cli.output import Output, plural
+from engine.cli.output import Output
 from engine.mechanics.examples import ExampleResult, run_examples
 from engine.policy.load import load_policy
 from engine.policy.packaged import shipped_policy_paths
@@ -31,14 +31,20 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if result.error:
             output.line(f"      error: {result.error}")
         for mismatch in result.mismatches:
-            output.line(f"      {mismatch.what}: expected {mismatch.expected}, found {mismatch.actual}")
+            output.line(
+                f"      {mismatch.what}: expected {mismatch.expected}, found {mismatch.actual}"
+            )
     output.line(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return Exit.CHECK_FAILED if failed else Exit.OK
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policies", metavar="POLICY", nargs="*",
-                        help="policy files or shipped ids (default: every shipped policy)")
+    parser.add_argument(
+        "policies",
+        metavar="POLICY",
+        nargs="*",
+        help="policy files or shipped ids (default: every shipped policy)",
+    )
     add_format_option(parser)
 
 

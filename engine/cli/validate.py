@@ -58,9 +58,7 @@ def expand_paths(references: list[str]) -> list[str]:
     for reference in references:
         path = Path(reference)
         if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file()
-            )
+            found = sorted(p for p in path.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
             if not found:
                 raise UsageError(f"no policy files (*.yaml) in directory '{reference}'")
             paths.extend(str(p) for p in found)
@@ -79,9 +77,7 @@ def _missing(reference: str) -> Diagnostic | None:
     if path.exists() or path.suffix in POLICY_SUFFIXES or "/" in reference:
         return None
     ids = [p.stem for p in shipped_policy_paths()]
-    hint = did_you_mean(reference, ids) or (
-        "shipped policies: " + ", ".join(ids) if ids else None
-    )
+    hint = did_you_mean(reference, ids) or ("shipped policies: " + ", ".join(ids) if ids else None)
     return Diagnostic(
         "E001", f"no such file or shipped policy '{reference}'", path=reference, hint=hint
     )

@@ -116,7 +116,17 @@ class Aggregate:
 
 
 Expr: TypeAlias = (
-    Const | Name | Attribute | Negate | Not | Binary | Compare | BoolOp | Conditional | Call | Aggregate
+    Const
+    | Name
+    | Attribute
+    | Negate
+    | Not
+    | Binary
+    | Compare
+    | BoolOp
+    | Conditional
+    | Call
+    | Aggregate
 )
 
 

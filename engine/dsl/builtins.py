@@ -34,9 +34,7 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("min", 2, None, "the smallest of its arguments", "min(a, b, ...) -> number"),
         Builtin("max", 2, None, "the largest of its arguments", "max(a, b, ...) -> number"),
         Builtin("abs", 1, 1, "absolute value", "abs(x) -> number"),
-        Builtin(
-            "clamp", 3, 3, "x limited to [low, high]", "clamp(x, low, high) -> number"
-        ),
+        Builtin("clamp", 3, 3, "x limited to [low, high]", "clamp(x, low, high) -> number"),
         Builtin(
             "round",
             3,
@@ -65,9 +63,7 @@ AGGREGATES: dict[str, str] = {
 
 def clamp(value: Decimal, low: Decimal, high: Decimal) -> Decimal:
     if low > high:
-        raise BuiltinError(
-            f"clamp: low {format_decimal(low)} is above high {format_decimal(high)}"
-        )
+        raise BuiltinError(f"clamp: low {format_decimal(low)} is above high {format_decimal(high)}")
     return low if value < low else high if value > high else value
 
 

@@ -101,14 +101,18 @@ class _Checker:
                 for side, found in (("left", lt), ("right", rt)):
                     if not is_bool(found):
                         return self.error(
-                            "E303", f"'{op}' needs booleans, found {found} on the {side}", span,
+                            "E303",
+                            f"'{op}' needs booleans, found {found} on the {side}",
+                            span,
                             hint="compare the value, e.g. 'x > 0'" if is_number(found) else None,
                         )
                 return BOOL
             case ast.Conditional(condition=condition, then=then, otherwise=otherwise, span=span):
                 ct = self.check(condition)
                 if not is_bool(ct):
-                    self.error("E303", f"'if' needs a boolean condition, found {ct}", condition.span)
+                    self.error(
+                        "E303", f"'if' needs a boolean condition, found {ct}", condition.span
+                    )
                 tt, ot = self.check(then), self.check(otherwise)
                 common = same_value_type(tt, ot)
                 if common is None:
@@ -149,7 +153,9 @@ class _Checker:
                     return self.scope.definitions[name]
                 candidates |= set(self.scope.definitions)
             return self.error(
-                "E301", f"unknown field '{name}' on {owner.name}", span,
+                "E301",
+                f"unknown field '{name}' on {owner.name}",
+                span,
                 did_you_mean(name, candidates),
             )
         return self.error("E301", f"{owner} has no fields (looking for '{name}')", span)
@@ -172,12 +178,17 @@ class _Checker:
     def enum_value(self, expected: Type, other: ast.Expr) -> None:
         if not (isinstance(expected, StringType) and expected.values):
             return
-        if isinstance(other, ast.Const) and isinstance(other.value, str):
-            if other.value not in expected.values:
+        if (
+            isinstance(other, ast.Const)
+            and isinstance(other.value, str)
+            and other.value not in expected.values
+        ):
                 allowed = ", ".join(f'"{v}"' for v in sorted(expected.values))
                 self.error(
-                    "E307", f'"{other.value}" is never a value here; expected one of {allowed}',
-                    other.span, did_you_mean(other.value, expected.values, quote='"'),
+                    "E307",
+                    f'"{other.value}" is never a value here; expected one of {allowed}',
+                    other.span,
+                    did_you_mean(other.value, expected.values, quote='"'),
                 )
 
     def call(self, node: ast.Call) -> Type:
@@ -186,17 +197,24 @@ class _Checker:
         if builtin is None:
             if node.function in AGGREGATES:
                 return self.error(
-                    "E302", f"'{node.function}' aggregates over a collection", node.span,
+                    "E302",
+                    f"'{node.function}' aggregates over a collection",
+                    node.span,
                     f"write {node.function}(p.notional for p in account.positions)",
                 )
             return self.error(
-                "E305", f"unknown function '{node.function}'", node.name_span,
+                "E305",
+                f"unknown function '{node.function}'",
+                node.name_span,
                 did_you_mean(node.function, [*BUILTINS, *AGGREGATES]),
             )
         count = len(arguments)
-        if count < builtin.min_arity or (builtin.max_arity is not None and count > builtin.max_arity):
+        if count < builtin.min_arity or (
+            builtin.max_arity is not None and count > builtin.max_arity
+        ):
             expected = (
-                str(builtin.min_arity) if builtin.min_arity == builtin.max_arity
+                str(builtin.min_arity)
+                if builtin.min_arity == builtin.max_arity
                 else f"at least {builtin.min_arity}"
             )
             for argument in arguments:
@@ -205,7 +223,8 @@ class _Checker:
                 "E302",
                 f"'{node.function}' takes {expected} argument{'s' if expected != '1' else ''},"
                 f" found {count}",
-                node.span, f"usage: {builtin.signature}",
+                node.span,
+                f"usage: {builtin.signature}",
             )
         if node.function == "lookup":
             return self.lookup(node)
@@ -216,12 +235,16 @@ class _Checker:
             if not (isinstance(mode, ast.Const) and isinstance(mode.value, str)):
                 self.check(mode)
                 return self.error(
-                    "E306", "the rounding mode must be a string literal", mode.span,
+                    "E306",
+                    "the rounding mode must be a string literal",
+                    mode.span,
                     "one of " + ", ".join(f'"{m}"' for m in ROUNDING_MODES),
                 )
             if mode.value not in ROUNDING_MODES:
                 return self.error(
-                    "E306", f'unknown rounding mode "{mode.value}"', mode.span,
+                    "E306",
+                    f'unknown rounding mode "{mode.value}"',
+                    mode.span,
                     did_you_mean(mode.value, ROUNDING_MODES, quote='"')
                     or "one of " + ", ".join(f'"{m}"' for m in ROUNDING_MODES),
                 )
@@ -243,7 +266,9 @@ class _Checker:
             return ANY
         if not isinstance(table, TableType):
             return self.error(
-                "E303", f"'lookup' needs a table first, found {table}", table_arg.span,
+                "E303",
+                f"'lookup' needs a table first, found {table}",
+                table_arg.span,
                 "tables are named tables.<name>, or market.tiers for the market's tier table",
             )
         if len(keys) != len(table.keys):
@@ -258,7 +283,9 @@ class _Checker:
             if key.kind == "interval" and not is_number(found):
                 self.error("E303", f"key '{key.name}' needs a number, found {found}", key_node.span)
             elif key.kind == "exact" and not comparable(key.type, found):
-                self.error("E303", f"key '{key.name}' needs {key.type}, found {found}", key_node.span)
+                self.error(
+                    "E303", f"key '{key.name}' needs {key.type}, found {found}", key_node.span
+                )
         return table.row
 
     def aggregate(self, node: ast.Aggregate) -> Type:
@@ -268,18 +295,24 @@ class _Checker:
             element_type = collection.element
         elif not isinstance(collection, AnyType):
             self.error(
-                "E303", f"'{node.function}' iterates over a list, found {collection}",
-                node.collection.span, "aggregate over account.positions",
+                "E303",
+                f"'{node.function}' iterates over a list, found {collection}",
+                node.collection.span,
+                "aggregate over account.positions",
             )
         if node.function not in AGGREGATES:
             self.error(
-                "E305", f"'{node.function}' cannot aggregate", node.name_span,
+                "E305",
+                f"'{node.function}' cannot aggregate",
+                node.name_span,
                 "aggregates are " + ", ".join(AGGREGATES),
             )
         if node.variable in self.scope.roots or node.variable in self.scope.definitions:
             self.error(
-                "E309", f"'{node.variable}' already names an input or a definition",
-                node.variable_span, "pick another variable name, e.g. 'p'",
+                "E309",
+                f"'{node.variable}' already names an input or a definition",
+                node.variable_span,
+                "pick another variable name, e.g. 'p'",
             )
         saved = self.bound.get(node.variable)
         self.bound[node.variable] = element_type
@@ -287,7 +320,9 @@ class _Checker:
             if node.condition is not None:
                 found = self.check(node.condition)
                 if not is_bool(found):
-                    self.error("E303", f"'where' needs a boolean, found {found}", node.condition.span)
+                    self.error(
+                        "E303", f"'where' needs a boolean, found {found}", node.condition.span
+                    )
             element = self.check(node.element)
         finally:
             if saved is None:

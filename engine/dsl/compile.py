@@ -34,6 +34,11 @@ def _in_engine_context() -> bool:
         and current.prec == DECIMAL_CONTEXT.prec
         and current.traps[decimal.FloatOperation]
         and current.traps[decimal.DivisionByZero]
+        # a look-alike with another rounding or without these traps would change results
+        and current.rounding == DECIMAL_CONTEXT.rounding
+        and current.Emin == DECIMAL_CONTEXT.Emin
+        and current.traps[decimal.InvalidOperation]
+        and current.traps[decimal.Overflow]
     )
 
 
@@ -132,8 +137,9 @@ class _Generator:
                 return f"(-{self.expr(operand, bound)})"
             case ast.Not(operand=operand):
                 return f"(not {self.expr(operand, bound)})"
-            case ast.Binary(op=op, left=left, right=right) | ast.Compare(
-                op=op, left=left, right=right
+            case (
+                ast.Binary(op=op, left=left, right=right)
+                | ast.Compare(op=op, left=left, right=right)
             ):
                 return f"({self.expr(left, bound)} {op} {self.expr(right, bound)})"
             case ast.BoolOp(op=op, left=left, right=right):
@@ -243,9 +249,7 @@ def compile_program(
     `resolved` is the union of :attr:`Checked.definition_attributes` of every expression;
     `statics` are root names whose values are fixed by the policy (`tables`).
     """
-    tables = Definitions(
-        {name: expr for name, (expr, _) in definitions.items()}, resolved, statics
-    )
+    tables = Definitions({name: expr for name, (expr, _) in definitions.items()}, resolved, statics)
     generator = _Generator(tables)
     lines: list[str] = []
     for name, (expr, _) in definitions.items():
@@ -271,7 +275,7 @@ def compile_program(
     namespace: dict[str, Any] = {"__builtins__": {"min": min, "max": max, "abs": abs}}
     namespace.update(_HELPERS)
     namespace.update(generator.constants)
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  # source generated from our checked AST only; see module docstring
+    exec(compile(source, filename, "exec"), namespace)  # source generated from our checked AST only; see module docstring
     compiled_definitions = {
         name: CompiledExpression(name, expr, typ, namespace[f"_d_{name}"], tables, True)
         for name, (expr, typ) in definitions.items()

@@ -38,7 +38,7 @@ _MISTAKES = {
     "&": "use 'and' to combine conditions",
     "|": "use 'or' to combine conditions",
     "!": "use 'not' to negate a condition, '!=' to compare",
-    "'": "strings are written in double quotes, like \"long\"",
+    "'": 'strings are written in double quotes, like "long"',
     "[": "the language has no lists; aggregate over account.positions instead",
     "{": "the language has no maps or blocks",
     "^": "there is no power operator; write the product out",
@@ -146,10 +146,14 @@ class _ToAst(Transformer[Token, ast.Expr]):
         return ast.Compare(op=str(op), left=left, right=right, span=self.spans.of_meta(meta))  # type: ignore[arg-type]  # grammar restricts the token to the operator literal
 
     def and_op(self, meta: Any, children: list[Any]) -> ast.Expr:
-        return ast.BoolOp(op="and", left=children[0], right=children[1], span=self.spans.of_meta(meta))
+        return ast.BoolOp(
+            op="and", left=children[0], right=children[1], span=self.spans.of_meta(meta)
+        )
 
     def or_op(self, meta: Any, children: list[Any]) -> ast.Expr:
-        return ast.BoolOp(op="or", left=children[0], right=children[1], span=self.spans.of_meta(meta))
+        return ast.BoolOp(
+            op="or", left=children[0], right=children[1], span=self.spans.of_meta(meta)
+        )
 
     def conditional(self, meta: Any, children: list[Any]) -> ast.Expr:
         condition, then, otherwise = children
@@ -228,7 +232,9 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(unique)
 
 
-def _syntax_diagnostic(error: lark.exceptions.UnexpectedInput, text: str, spans: _Spans) -> Diagnostic:
+def _syntax_diagnostic(
+    error: lark.exceptions.UnexpectedInput, text: str, spans: _Spans
+) -> Diagnostic:
     line = getattr(error, "line", 1)
     column = getattr(error, "column", 1)
     line = line if isinstance(line, int) and line > 0 else 1
@@ -284,31 +290,52 @@ def parse_expression(
     spans = _Spans(source, locate, fallback)
     whole = fallback or spans.make(1, 1, 1, 2)
     if len(text) > MAX_LENGTH:
-        raise ExpressionError(diagnostics=[Diagnostic(
-            "E201", f"expression is {len(text)} characters long, the limit is {MAX_LENGTH}", whole
-        )])
+        raise ExpressionError(
+            diagnostics=[
+                Diagnostic(
+                    "E201",
+                    f"expression is {len(text)} characters long, the limit is {MAX_LENGTH}",
+                    whole,
+                )
+            ]
+        )
     if not text.strip():
         raise ExpressionError(diagnostics=[Diagnostic("E200", "expression is empty", whole)])
     if _depth_of_parens(text) > MAX_DEPTH:
-        raise ExpressionError(diagnostics=[Diagnostic(
-            "E202", f"expression nests deeper than {MAX_DEPTH} levels", whole,
-            hint="split it into named definitions",
-        )])
+        raise ExpressionError(
+            diagnostics=[
+                Diagnostic(
+                    "E202",
+                    f"expression nests deeper than {MAX_DEPTH} levels",
+                    whole,
+                    hint="split it into named definitions",
+                )
+            ]
+        )
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as error:
         raise ExpressionError(diagnostics=[_syntax_diagnostic(error, text, spans)]) from None
     if _tree_depth(tree) > MAX_DEPTH:
-        raise ExpressionError(diagnostics=[Diagnostic(
-            "E202", f"expression nests deeper than {MAX_DEPTH} levels", whole,
-            hint="split it into named definitions",
-        )])
+        raise ExpressionError(
+            diagnostics=[
+                Diagnostic(
+                    "E202",
+                    f"expression nests deeper than {MAX_DEPTH} levels",
+                    whole,
+                    hint="split it into named definitions",
+                )
+            ]
+        )
     if not isinstance(tree, Tree):  # a lone atom is still wrapped by the `number` etc. aliases
         raise AssertionError("parser returned a token")
     transformer = _ToAst(spans)
     result = transformer.transform(tree)
     if transformer.bad_numbers:
-        raise ExpressionError(diagnostics=[
-            Diagnostic("E203", message, spans.of_token(token)) for token, message in transformer.bad_numbers
-        ])
+        raise ExpressionError(
+            diagnostics=[
+                Diagnostic("E203", message, spans.of_token(token))
+                for token, message in transformer.bad_numbers
+            ]
+        )
     return result

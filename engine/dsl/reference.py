@@ -52,7 +52,9 @@ class _Walker:
         self.tracer = tracer
         self.reads: list[list[tuple[str, Value]]] = []
 
-    def fail(self, message: str, node: ast.Expr, code: str = "E500", **values: Value) -> EvaluationError:
+    def fail(
+        self, message: str, node: ast.Expr, code: str = "E500", **values: Value
+    ) -> EvaluationError:
         shown = [(name, show_value(value)) for name, value in values.items()]
         return EvaluationError(message, span=node.span, code=code, values=shown)
 
@@ -95,9 +97,7 @@ class _Walker:
                 if id(node) in self.definitions.resolved:
                     return self.read(node, self.definition(name, frame.context.frame_for(owner)))
                 if not isinstance(owner, Mapping) or name not in owner:
-                    raise self.fail(
-                        f"missing input '{_describe(node)}'", node, "E503"
-                    )
+                    raise self.fail(f"missing input '{_describe(node)}'", node, "E503")
                 return self.read(node, owner[name])
             case ast.Negate(operand=operand):
                 return self.arith(node, lambda: -self.eval(operand, frame, bound))
@@ -197,7 +197,6 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     ">": lambda a, b: bool(a > b),
     ">=": lambda a, b: bool(a >= b),
 }
-
 
 
 def evaluate_reference(

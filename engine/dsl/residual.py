@@ -33,8 +33,9 @@ def residual_of(
                 residual_of(left, definitions, boolean, depth),
                 residual_of(right, definitions, boolean, depth),
             )
-            return ast.Call(function="min" if op == "and" else "max", arguments=parts,
-                            span=span, name_span=span)
+            return ast.Call(
+                function="min" if op == "and" else "max", arguments=parts, span=span, name_span=span
+            )
         case ast.Not(operand=operand):
             return ast.Negate(operand=residual_of(operand, definitions, boolean, depth), span=span)
         case ast.Name(name=name) if name in boolean and depth < _MAX_INLINE:

@@ -89,7 +89,6 @@ def frame(
 def show_value(value: Value) -> str:
     """Short text for a value in errors and traces."""
 
-
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):

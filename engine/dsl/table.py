@@ -52,7 +52,8 @@ class Table:
                 continue
             lows = tuple(_as_decimal(row[f"min_{interval.name}"]) for row in rows)
             highs = tuple(
-                None if row.get(f"max_{interval.name}") is None
+                None
+                if row.get(f"max_{interval.name}") is None
                 else _as_decimal(row[f"max_{interval.name}"])
                 for row in rows
             )
@@ -60,7 +61,7 @@ class Table:
         object.__setattr__(self, "_groups", groups)
         single = None
         if len(self.type.keys) == 1 and interval is not None:
-            single = groups.get((), None)
+            single = groups.get(())
         object.__setattr__(self, "_single", single)
 
     @property
@@ -87,7 +88,9 @@ class Table:
                 top = single.highs[found]
                 if top is None or first < top:
                     return single.rows[found]
-        exact = tuple(v for v, key in zip(values, self.type.keys, strict=True) if key.kind == "exact")
+        exact = tuple(
+            v for v, key in zip(values, self.type.keys, strict=True) if key.kind == "exact"
+        )
         group = self._groups.get(exact)
         if group is None:
             shown = ", ".join(
@@ -133,9 +136,7 @@ def _show(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def interval_problems(
-    table_type: TableType, rows: Sequence[Row]
-) -> list[tuple[int, str, str]]:
+def interval_problems(table_type: TableType, rows: Sequence[Row]) -> list[tuple[int, str, str]]:
     """Find non-increasing bounds, gaps and overlaps: (row index, code, message) per problem."""
     interval = next((key for key in table_type.keys if key.kind == "interval"), None)
     problems: list[tuple[int, str, str]] = []
@@ -144,7 +145,9 @@ def interval_problems(
         for index, row in enumerate(rows):
             key = tuple(row.get(k.name) for k in table_type.keys)
             if key in seen:
-                problems.append((index, "E403", f"row {index + 1} repeats the keys of row {seen[key] + 1}"))
+                problems.append(
+                    (index, "E403", f"row {index + 1} repeats the keys of row {seen[key] + 1}")
+                )
             seen.setdefault(key, index)
         return problems
     low_name, high_name = f"min_{interval.name}", f"max_{interval.name}"
@@ -156,27 +159,51 @@ def interval_problems(
         if not isinstance(low, Decimal) or (high is not None and not isinstance(high, Decimal)):
             continue  # the schema reports the missing or mistyped bound
         if high is not None and high <= low:
-            problems.append((index, "E404", (
-                f"row {index + 1}: {high_name} {format_decimal(high)} is not above "
-                f"{low_name} {format_decimal(low)}"
-            )))
+            problems.append(
+                (
+                    index,
+                    "E404",
+                    (
+                        f"row {index + 1}: {high_name} {format_decimal(high)} is not above "
+                        f"{low_name} {format_decimal(low)}"
+                    ),
+                )
+            )
         if group in previous:
             before_index, before_high = previous[group]
             if before_high is None:
-                problems.append((index, "E403", (
-                    f"row {index + 1} can never match: row {before_index + 1} has no {high_name}"
-                    " and already covers everything above it"
-                )))
+                problems.append(
+                    (
+                        index,
+                        "E403",
+                        (
+                            f"row {index + 1} can never match: row {before_index + 1} has no {high_name}"
+                            " and already covers everything above it"
+                        ),
+                    )
+                )
             elif low > before_high:
-                problems.append((index, "E402", (
-                    f"gap between rows {before_index + 1} and {index + 1}: {interval.name} from "
-                    f"{format_decimal(before_high)} to {format_decimal(low)} matches no row"
-                )))
+                problems.append(
+                    (
+                        index,
+                        "E402",
+                        (
+                            f"gap between rows {before_index + 1} and {index + 1}: {interval.name} from "
+                            f"{format_decimal(before_high)} to {format_decimal(low)} matches no row"
+                        ),
+                    )
+                )
             elif low < before_high:
-                problems.append((index, "E403", (
-                    f"rows {before_index + 1} and {index + 1} overlap: {low_name} "
-                    f"{format_decimal(low)} is below the previous {high_name} "
-                    f"{format_decimal(before_high)}"
-                )))
+                problems.append(
+                    (
+                        index,
+                        "E403",
+                        (
+                            f"rows {before_index + 1} and {index + 1} overlap: {low_name} "
+                            f"{format_decimal(low)} is below the previous {high_name} "
+                            f"{format_decimal(before_high)}"
+                        ),
+                    )
+                )
         previous[group] = (index, high)
     return problems

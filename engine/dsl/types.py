@@ -85,9 +85,7 @@ class AnyType:
         return "unknown"
 
 
-Type: TypeAlias = (
-    NumberType | BoolType | StringType | RecordType | ListType | TableType | AnyType
-)
+Type: TypeAlias = NumberType | BoolType | StringType | RecordType | ListType | TableType | AnyType
 
 NUMBER = NumberType()
 BOOL = BoolType()

@@ -6,6 +6,7 @@ Python float is refused rather than silently rounded.  Every problem names the f
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,7 +15,7 @@ from typing import Any
 
 from engine.dsl.runtime import EvaluationContext
 from engine.errors import EngineError, InputError, PolicyError
-from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
+from engine.numbers import DECIMAL_CONTEXT, NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
 from engine.policy.schema import Pointer, schema_diagnostics
 from engine.policy.yaml_reader import SourceMap, read_yaml_file
@@ -35,6 +36,7 @@ class Account:
 
     def as_dict(self) -> dict[str, Any]:
         """The account in the documented JSON form (numbers as strings)."""
+
         def text(value: Any) -> str:
             return format_decimal(value) if isinstance(value, Decimal) else str(value)
 
@@ -99,8 +101,12 @@ def parse_account(
         diagnostics.append(Diagnostic(code, message, locate(pointer, False), hint, path=path))
 
     for pointer in _floats(data):
-        problem("E601", f"{_where(pointer)} is a binary float; pass the number as text or JSON",
-                pointer, "floats cannot hold most decimals exactly, e.g. 0.1")
+        problem(
+            "E601",
+            f"{_where(pointer)} is a binary float; pass the number as text or JSON",
+            pointer,
+            "floats cannot hold most decimals exactly, e.g. 0.1",
+        )
     if diagnostics:
         raise InputError(diagnostics=diagnostics)
 
@@ -111,10 +117,18 @@ def parse_account(
     diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]
     if diagnostics:
         raise InputError(diagnostics=diagnostics)
-    market: dict[str, dict[str, Decimal]] = {
-        symbol: {name: _number(value) for name, value in fields.items()}
-        for symbol, fields in data.get("market", {}).items()
-    }
+    try:
+        market: dict[str, dict[str, Decimal]] = {
+            symbol: {name: _number(value) for name, value in fields.items()}
+            for symbol, fields in data.get("market", {}).items()
+        }
+        _number(data["wallet_balance"])
+        for raw in data["positions"]:
+            for name in _NUMBER_FIELDS:
+                if name in raw:
+                    _number(raw[name])
+    except NumberSyntaxError as error:  # out of range: too many digits or a huge exponent
+        raise InputError(diagnostics=[Diagnostic("E015", str(error), None, path=path)]) from None
     positions: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for index, raw in enumerate(data["positions"]):
@@ -122,21 +136,34 @@ def parse_account(
         if symbol not in policy.markets:
             from engine.dsl.check import did_you_mean  # noqa: PLC0415  # only on the error path
 
-            problem("E602", f"unknown symbol '{symbol}' in positions[{index}].symbol",
-                    ("positions", index, "symbol"),
-                    did_you_mean(symbol, policy.markets) or
-                    "policy markets: " + ", ".join(policy.markets))
+            problem(
+                "E602",
+                f"unknown symbol '{symbol}' in positions[{index}].symbol",
+                ("positions", index, "symbol"),
+                did_you_mean(symbol, policy.markets)
+                or "policy markets: " + ", ".join(policy.markets),
+            )
             continue
         if symbol not in market:
-            problem("E603", f"no market data for '{symbol}' (needed by positions[{index}])",
-                    ("market",) if "market" in data else (), f"add market.{symbol}.mark_price")
+            problem(
+                "E603",
+                f"no market data for '{symbol}' (needed by positions[{index}])",
+                ("market",) if "market" in data else (),
+                f"add market.{symbol}.mark_price",
+            )
         key = (symbol, raw["side"])
         if key in seen:
-            problem("E604", f"positions[{index}] repeats {symbol} {raw['side']} of positions[{seen[key]}]",
-                    ("positions", index), "one-way positions: one per symbol and side")
+            problem(
+                "E604",
+                f"positions[{index}] repeats {symbol} {raw['side']} of positions[{seen[key]}]",
+                ("positions", index),
+                "one-way positions: one per symbol and side",
+            )
         seen[key] = index
         position: dict[str, Any] = {
-            "symbol": symbol, "side": raw["side"], "margin_mode": raw["margin_mode"],
+            "symbol": symbol,
+            "side": raw["side"],
+            "margin_mode": raw["margin_mode"],
         }
         for name in _NUMBER_FIELDS:
             if name in raw:
@@ -157,30 +184,54 @@ def parse_account(
 def _with_default_margins(account: Account, policy: Policy, locate: Any, path: str) -> Account:
     """Fill `isolated_margin` of isolated positions that omit it: notional at entry / leverage."""
     missing = [
-        i for i, p in enumerate(account.positions)
+        i
+        for i, p in enumerate(account.positions)
         if p["margin_mode"] == "isolated" and "isolated_margin" not in p
     ]
     if not missing:
         return account
     if "notional" not in policy.program.definitions:
-        raise InputError(diagnostics=[Diagnostic(
-            "E605", f"positions[{i}] needs isolated_margin: the policy has no `notional` to derive it",
-            locate(("positions", i), False), path=path) for i in missing])
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E605",
+                    f"positions[{i}] needs isolated_margin: the policy has no `notional` to derive it",
+                    locate(("positions", i), False),
+                    path=path,
+                )
+                for i in missing
+            ]
+        )
     positions = [dict(p) for p in account.positions]
     for index in missing:
         position = positions[index]
-        market = {**policy.markets[position["symbol"]].record,
-                  **account.market.get(position["symbol"], {}), "mark_price": position["entry_price"]}
-        context = EvaluationContext({"positions": [position], "wallet_balance": account.wallet_balance},
-                                    {position["symbol"]: market})
+        market = {
+            **policy.markets[position["symbol"]].record,
+            **account.market.get(position["symbol"], {}),
+            "mark_price": position["entry_price"],
+        }
+        context = EvaluationContext(
+            {"positions": [position], "wallet_balance": account.wallet_balance},
+            {position["symbol"]: market},
+        )
         try:
             notional = policy.program.definitions["notional"](context.frame_for(position))
         except EngineError as error:
-            raise InputError(diagnostics=[Diagnostic(
-                "E605", f"cannot derive isolated_margin of positions[{index}]: {error}",
-                locate(("positions", index), False), path=path)]) from None
-        position["isolated_margin"] = notional / position["leverage"]
-    return Account(account.id, account.wallet_balance, tuple(positions), account.market, account.source)
+            raise InputError(
+                diagnostics=[
+                    Diagnostic(
+                        "E605",
+                        f"cannot derive isolated_margin of positions[{index}]: {error}",
+                        locate(("positions", index), False),
+                        path=path,
+                    )
+                ]
+            ) from None
+        with decimal.localcontext(DECIMAL_CONTEXT):
+            position["isolated_margin"] = notional / position["leverage"]
+    return Account(
+        account.id, account.wallet_balance, tuple(positions), account.market, account.source
+    )
 
 
 def read_account_file(path: str | Path, policy: Policy) -> Account:

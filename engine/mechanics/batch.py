@@ -71,19 +71,31 @@ def parse_line(text: str, where: str = "<input>") -> Any:
     """Parse one JSON line exactly (numbers as Decimals); raise a located InputError."""
     try:
         data = json.loads(
-            text, parse_float=parse_decimal, parse_int=parse_decimal,
-            parse_constant=_constant, object_pairs_hook=_object,
+            text,
+            parse_float=parse_decimal,
+            parse_int=parse_decimal,
+            parse_constant=_constant,
+            object_pairs_hook=_object,
         )
     except NumberSyntaxError as error:
-        raise _input_error("E015", str(error), where,
-                           "write an ordinary decimal such as 0.004 or 50_000") from None
+        raise _input_error(
+            "E015", str(error), where, "write an ordinary decimal such as 0.004 or 50_000"
+        ) from None
     except _DuplicateKey as error:
-        raise _input_error("E011", f"key '{error.args[0]}' appears twice in one object", where,
-                           "keep one; JSON readers would silently keep the last") from None
+        raise _input_error(
+            "E011",
+            f"key '{error.args[0]}' appears twice in one object",
+            where,
+            "keep one; JSON readers would silently keep the last",
+        ) from None
     except json.JSONDecodeError as error:
         reason = error.msg.removesuffix(" at")
-        raise _input_error("E010", f"invalid JSON: {reason} (column {error.colno})", where,
-                           "each line holds one whole JSON object") from None
+        raise _input_error(
+            "E010",
+            f"invalid JSON: {reason} (column {error.colno})",
+            where,
+            "each line holds one whole JSON object",
+        ) from None
     except RecursionError:
         data = None
         deep = True
@@ -120,7 +132,11 @@ def error_as_dict(error: EngineError) -> dict[str, Any]:
 
 
 def evaluate_line(
-    policy: Policy, line: str | bytes, number: int, *, trace: bool = False,
+    policy: Policy,
+    line: str | bytes,
+    number: int,
+    *,
+    trace: bool = False,
     source: str = "<input>",
 ) -> dict[str, Any] | None:
     """The answer for input line `number` (1-based): None for a blank line, else a result or error.
@@ -135,8 +151,11 @@ def evaluate_line(
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise _input_error("E001", f"the line is not UTF-8 ({error.reason} at byte "
-                                   f"{error.start + 1})", where) from None
+                raise _input_error(
+                    "E001",
+                    f"the line is not UTF-8 ({error.reason} at byte {error.start + 1})",
+                    where,
+                ) from None
         if number == 1:
             line = line.removeprefix("\ufeff")
         line = line.rstrip("\r\n")
@@ -150,7 +169,10 @@ def evaluate_line(
 
 
 def evaluate_lines(
-    policy: Policy, lines: Iterable[str | bytes], *, trace: bool = False,
+    policy: Policy,
+    lines: Iterable[str | bytes],
+    *,
+    trace: bool = False,
     source: str = "<input>",
 ) -> Iterator[dict[str, Any]]:
     """Evaluate one JSON account per line, lazily: one answer per non-blank line, in order.

@@ -49,7 +49,9 @@ class PositionResult:
     def as_dict(self) -> dict[str, Any]:
         f = self.figures
         return {
-            "symbol": self.symbol, "side": self.side, "margin_mode": self.margin_mode,
+            "symbol": self.symbol,
+            "side": self.side,
+            "margin_mode": self.margin_mode,
             "size": format_decimal(self.size),
             "notional": _show(f.get("notional")),
             "unrealized_pnl": _show(f.get("unrealized_pnl")),
@@ -94,7 +96,9 @@ class AccountResult:
         }
 
 
-def _position_result(evaluator: Evaluator, state: AccountState, position: dict[str, Any]) -> PositionResult:
+def _position_result(
+    evaluator: Evaluator, state: AccountState, position: dict[str, Any]
+) -> PositionResult:
     policy = evaluator.policy
     frame = evaluator.context(state).frame_for(position)
     figures: dict[str, Any] = {}
@@ -114,7 +118,12 @@ def _position_result(evaluator: Evaluator, state: AccountState, position: dict[s
     notional = figures.get("notional")
     balance = figures.get("margin_balance")
     leverage = figures.get("effective_leverage")
-    if leverage is None and isinstance(notional, Decimal) and isinstance(balance, Decimal) and balance > 0:
+    if (
+        leverage is None
+        and isinstance(notional, Decimal)
+        and isinstance(balance, Decimal)
+        and balance > 0
+    ):
         leverage = notional / balance
     liquidation = liquidation_price(evaluator, state, position).price
     bankrupt = bankruptcy_price(evaluator, state, position).price
@@ -123,8 +132,17 @@ def _position_result(evaluator: Evaluator, state: AccountState, position: dict[s
     if liquidation is not None and mark:
         distance = -danger_direction(position) * (mark - liquidation) / mark
     return PositionResult(
-        position["symbol"], position["side"], position["margin_mode"], position["size"],
-        figures, tiers, leverage, liquidation, bankrupt, distance, triggered,
+        position["symbol"],
+        position["side"],
+        position["margin_mode"],
+        position["size"],
+        figures,
+        tiers,
+        leverage,
+        liquidation,
+        bankrupt,
+        distance,
+        triggered,
     )
 
 
@@ -136,7 +154,9 @@ def evaluate_account(
         return _evaluate(policy, account, trace=trace, run_liquidation=run_liquidation)
 
 
-def _evaluate(policy: Policy, account: Account, *, trace: bool, run_liquidation: bool) -> AccountResult:
+def _evaluate(
+    policy: Policy, account: Account, *, trace: bool, run_liquidation: bool
+) -> AccountResult:
     collected = Trace() if trace else None
     evaluator = Evaluator(policy, collected)
     state = AccountState(account)
@@ -154,6 +174,11 @@ def _evaluate(policy: Policy, account: Account, *, trace: bool, run_liquidation:
         for unit in units:
             liquidations.append(liquidate(evaluator, state, unit, inputs))
     return AccountResult(
-        policy.id, policy.digest, account.id, results, tuple(liquidations), state.snapshot(),
+        policy.id,
+        policy.digest,
+        account.id,
+        results,
+        tuple(liquidations),
+        state.snapshot(),
         tuple(collected.entries) if collected else (),
     )

@@ -40,9 +40,12 @@ class ExampleResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "policy": self.policy_id, "example": self.name, "passed": self.passed,
+            "policy": self.policy_id,
+            "example": self.name,
+            "passed": self.passed,
             "location": f"{self.span.path}:{self.span.line}",
-            "mismatches": [m.as_dict() for m in self.mismatches], "error": self.error,
+            "mismatches": [m.as_dict() for m in self.mismatches],
+            "error": self.error,
         }
 
 
@@ -101,7 +104,9 @@ def run_example(policy: Policy, example: Example) -> ExampleResult:
         return ExampleResult(policy.id, example.name, example.span, (), str(error))
     position = _position(result, example.symbol)
     if position is None:
-        return ExampleResult(policy.id, example.name, example.span, (), "the account has no position")
+        return ExampleResult(
+            policy.id, example.name, example.span, (), "the account has no position"
+        )
     mismatches: list[Mismatch] = []
 
     def compare(what: str, expected: Any, actual: Any) -> None:
@@ -123,7 +128,11 @@ def run_example(policy: Policy, example: Example) -> ExampleResult:
             mismatches.append(Mismatch("outcome", "a liquidation", "none"))
         else:
             for name, expected in expect["outcome"].items():
-                expected_value = Decimal(expected) if isinstance(expected, int) and not isinstance(expected, bool) else expected
+                expected_value = (
+                    Decimal(expected)
+                    if isinstance(expected, int) and not isinstance(expected, bool)
+                    else expected
+                )
                 compare(f"outcome.{name}", expected_value, outcome[name])
     mismatches += _formula_checks(policy, account, position)
     return ExampleResult(policy.id, example.name, example.span, tuple(mismatches))

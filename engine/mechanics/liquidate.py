@@ -9,7 +9,7 @@ what the margin cannot cover becomes the shortfall handed to the loss waterfall.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -58,7 +58,9 @@ class _Unit:
         self.cross = positions[0]["margin_mode"] == "cross"
         first = positions[0]
         self.name = "cross" if self.cross else f"{first['symbol']} {first['side']} isolated"
-        self.balance_name = "cross_wallet" if self.cross else f"isolated_margin:{first['symbol']} {first['side']}"
+        self.balance_name = (
+            "cross_wallet" if self.cross else f"isolated_margin:{first['symbol']} {first['side']}"
+        )
 
     @property
     def margin(self) -> Decimal:
@@ -97,7 +99,9 @@ class _Run:
         open_positions = self.unit.open_positions()
         if not open_positions:
             return None
-        return max(open_positions, key=lambda p: self.evaluator.definition("notional", self.frame(p)))
+        return max(
+            open_positions, key=lambda p: self.evaluator.definition("notional", self.frame(p))
+        )
 
     def triggered(self) -> bool:
         position = self.largest()
@@ -121,8 +125,13 @@ class _Run:
         return value
 
     def execute(
-        self, position: dict[str, Any], quantity: Decimal, step: Step | None, label: str,
-        *, offset: bool = False,
+        self,
+        position: dict[str, Any],
+        quantity: Decimal,
+        step: Step | None,
+        label: str,
+        *,
+        offset: bool = False,
     ) -> None:
         """Close `quantity` of `position`: an offset leg trades at the mark without fees."""
         number = len(self.orders) + 1
@@ -134,8 +143,11 @@ class _Run:
         is_partial = quantity < position["size"]
         order: dict[str, Any] = {
             "kind": "offset" if offset else "liquidation",
-            "quantity": quantity, "notional": self.notional(position, quantity),
-            "is_partial": is_partial, "step": Decimal(number), "margin_before": margin_before,
+            "quantity": quantity,
+            "notional": self.notional(position, quantity),
+            "is_partial": is_partial,
+            "step": Decimal(number),
+            "margin_before": margin_before,
         }
         if bankrupt is not None:
             order["bankruptcy_price"] = bankrupt
@@ -145,11 +157,15 @@ class _Run:
             order["bankruptcy_price"] = mark
         fill = mark
         if self.procedure.fill_price and not offset:
-            fill = self.evaluator.expression(self.procedure.fill_price, self.frame(position, order), "fill")
+            fill = self.evaluator.expression(
+                self.procedure.fill_price, self.frame(position, order), "fill"
+            )
         order["fill_price"] = fill
         settle = fill
         if self.procedure.settlement_price and not offset:
-            settle = self.evaluator.expression(self.procedure.settlement_price, self.frame(position, order), "settlement")
+            settle = self.evaluator.expression(
+                self.procedure.settlement_price, self.frame(position, order), "settlement"
+            )
         pnl_mark = self.pnl(position, quantity, mark)
         pnl_settle = self.pnl(position, quantity, settle)
         pnl_fill = self.pnl(position, quantity, fill)
@@ -161,8 +177,11 @@ class _Run:
                 continue
             amount = max(ZERO, self.evaluator.expression(fee.amount, order_frame, "fee"))
             charged.append((fee.name, fee.kind, amount, fee.to))
-        # Consume margin in the policy's order; gains first add to what is available.
+        # Consume margin in the policy's order; gains first add to what is available.  In a
+        # cross unit the other open positions' unrealised PnL also backs the order: the wallet
+        # may dip below zero while they stay open, and only what nothing backs is a shortfall.
         available = self.unit.margin + max(ZERO, pnl_mark) + max(ZERO, slippage)
+        backing = max(ZERO, self.other_cross_pnl(position)) if self.unit.cross else ZERO
         collected: dict[str, Decimal] = {}
         consumed: list[tuple[str, Decimal]] = []
         shortfall = ZERO
@@ -170,59 +189,113 @@ class _Run:
             if category == "fees":
                 total = ZERO
                 for name, _, amount, _ in charged:
-                    take = min(amount, max(available, ZERO))
+                    take = min(amount, max(available + backing, ZERO))
                     collected[name] = take
                     available -= take
                     total += take
                 consumed.append(("fees", total))
             else:
                 owed = max(ZERO, -pnl_mark) if category == "loss" else max(ZERO, -slippage)
-                take = min(owed, max(available, ZERO))  # a negative wallet (debt) pays nothing
+                take = min(owed, max(available + backing, ZERO))  # nothing left pays nothing
                 available -= take
                 shortfall += owed - take
                 consumed.append((category, take))
         fees = tuple((n, k, a, collected.get(n, ZERO), to) for n, k, a, to in charged)
-        for name, _, _, taken, to in fees:
+        for _name, _, _, taken, to in fees:
             self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
         self.takeover += pnl_fill - pnl_settle
         record = Order(
-            number, label, symbol, side, quantity, is_partial, mark, fill, settle, bankrupt,
-            pnl_mark, slippage, fees, tuple(consumed), shortfall, pnl_fill - pnl_settle,
-            margin_before, available, "offset" if offset else "liquidation",
+            number,
+            label,
+            symbol,
+            side,
+            quantity,
+            is_partial,
+            mark,
+            fill,
+            settle,
+            bankrupt,
+            pnl_mark,
+            slippage,
+            fees,
+            tuple(consumed),
+            shortfall,
+            pnl_fill - pnl_settle,
+            margin_before,
+            available,
+            "offset" if offset else "liquidation",
         )
         self.orders.append(record)
         balance = self.unit.balance_name
-        self.items.append(LineItem("pnl_at_mark", f"closed {format_decimal(quantity)} {symbol} {side} at mark",
-                                   pnl_mark, balance, number))
-        self.items.append(LineItem("slippage", "settlement price vs mark", slippage, balance, number))
+        self.items.append(
+            LineItem(
+                "pnl_at_mark",
+                f"closed {format_decimal(quantity)} {symbol} {side} at mark",
+                pnl_mark,
+                balance,
+                number,
+            )
+        )
+        self.items.append(
+            LineItem("slippage", "settlement price vs mark", slippage, balance, number)
+        )
         for name, _, amount, taken, to in fees:
             waived = amount - taken
-            detail = f"charged {format_decimal(amount)}" + (f", waived {format_decimal(waived)}" if waived else "")
+            detail = f"charged {format_decimal(amount)}" + (
+                f", waived {format_decimal(waived)}" if waived else ""
+            )
             self.items.append(LineItem("fee", name, -taken, balance, number, f"{detail}; to {to}"))
         if shortfall:
-            self.items.append(LineItem("shortfall", "loss past bankruptcy, to the loss waterfall",
-                                       shortfall, balance, number))
+            self.items.append(
+                LineItem(
+                    "shortfall",
+                    "loss past bankruptcy, to the loss waterfall",
+                    shortfall,
+                    balance,
+                    number,
+                )
+            )
         position["size"] = position["size"] - quantity
         self.unit.set_margin(available, position)
         if position["size"] == 0:
             self.state.positions.remove(position)
-        self.evaluator.note("order", label, f"closed {format_decimal(quantity)} at {format_decimal(fill)}",
-                            subject_of(frame))
+        self.evaluator.note(
+            "order",
+            label,
+            f"closed {format_decimal(quantity)} at {format_decimal(fill)}",
+            subject_of(frame),
+        )
+
+    def other_cross_pnl(self, position: Mapping[str, Any]) -> Decimal:
+        """Unrealised PnL of the unit's other open cross positions, at the mark."""
+        total = ZERO
+        for other in self.unit.open_positions():
+            if other is not position:
+                total += self.evaluator.definition("unrealized_pnl", self.frame(other))
+        return total
 
     def offset(self, step: Step) -> str:
         done = []
         for position in list(self.unit.open_positions()):
             if position["side"] != "long":
                 continue
-            other = next((p for p in self.unit.open_positions()
-                          if p["symbol"] == position["symbol"] and p["side"] == "short"), None)
+            other = next(
+                (
+                    p
+                    for p in self.unit.open_positions()
+                    if p["symbol"] == position["symbol"] and p["side"] == "short"
+                ),
+                None,
+            )
             if other is None:
                 continue
             quantity = min(position["size"], other["size"])
             mark = self.state.market[position["symbol"]]["mark_price"]
             # The gaining leg first: its gain pays the other leg's loss.  Loss first would book a
             # shortfall against the margin and then hand the gain back to the trader.
-            for leg in sorted((position, other), key=lambda p: self.pnl(p, quantity, mark), reverse=True):
+            for leg in sorted(
+                (position, other), key=lambda p: self.pnl(p, quantity, mark), reverse=True
+            ):
                 self.execute(leg, quantity, step, step.name, offset=True)
             done.append(f"{position['symbol']} {format_decimal(quantity)}")
         return "offset " + ", ".join(done) if done else "no opposite positions to offset"
@@ -237,7 +310,12 @@ class _Run:
             return StepRecord(step.name, step.kind, "no effect", "open orders are not modelled")
         if step.kind == "offset_opposite":
             detail = self.offset(step)
-            return StepRecord(step.name, step.kind, "executed" if detail.startswith("offset ") else "no effect", detail)
+            return StepRecord(
+                step.name,
+                step.kind,
+                "executed" if detail.startswith("offset ") else "no effect",
+                detail,
+            )
         closed = ZERO
         orders = 0
         for _ in range(step.repeat if step.kind == "reduce" else 1_000):
@@ -257,8 +335,12 @@ class _Run:
             orders += 1
         if not orders:
             return StepRecord(step.name, step.kind, "no effect", "nothing to close")
-        return StepRecord(step.name, step.kind, "executed",
-                          f"{orders} order{'s' if orders != 1 else ''}, {format_decimal(closed)} contracts")
+        return StepRecord(
+            step.name,
+            step.kind,
+            "executed",
+            f"{orders} order{'s' if orders != 1 else ''}, {format_decimal(closed)} contract{'s' if closed != 1 else ''}",
+        )
 
 
 def liquidate(
@@ -268,10 +350,14 @@ def liquidate(
     unit = _Unit(state, positions)
     run = _Run(evaluator, state, unit)
     starting = unit.margin
-    run.items.append(LineItem("starting_margin", "margin before liquidation", starting, unit.balance_name))
+    run.items.append(
+        LineItem("starting_margin", "margin before liquidation", starting, unit.balance_name)
+    )
     for step in evaluator.policy.procedure.steps:
         if not run.triggered():
-            run.records.append(StepRecord(step.name, step.kind, "not reached", "trigger no longer holds"))
+            run.records.append(
+                StepRecord(step.name, step.kind, "not reached", "trigger no longer holds")
+            )
             continue
         run.records.append(run.run_step(step))
         evaluator.note("step", step.name, run.records[-1].status)
@@ -280,9 +366,23 @@ def liquidate(
         while (position := run.largest()) is not None and run.triggered():
             closed += position["size"]
             run.execute(position, position["size"], None, "close the rest")
-        run.records.append(StepRecord("close the rest", "close", "executed",
-                                      f"trigger still held after the last step; closed {format_decimal(closed)}"))
+        run.records.append(
+            StepRecord(
+                "close the rest",
+                "close",
+                "executed",
+                f"trigger still held after the last step; closed {format_decimal(closed)}",
+            )
+        )
     fully = not unit.open_positions()
+    if fully and unit.cross and unit.margin < 0 and run.orders:
+        # Losses that other positions' profits backed while open, and no longer do.
+        deficit = -unit.margin
+        state.wallet_balance = ZERO
+        last = run.orders[-1]
+        run.orders[-1] = replace(last, shortfall=last.shortfall + deficit, margin_after=ZERO)
+        run.items.append(LineItem("shortfall", "wallet deficit once every cross position closed",
+                                  deficit, unit.balance_name, last.number))
     surplus = ZERO
     remaining = ZERO if fully or unit.cross else unit.margin
     final = unit.margin if (fully or unit.cross) else ZERO
@@ -290,17 +390,38 @@ def liquidate(
         rule = evaluator.policy.procedure.surplus_to_insurance_fund
         if rule and final > 0:
             last = run.orders[-1]
-            order = {"kind": "offset" if last.kind == "offset" else "liquidation",
-                     "quantity": last.quantity, "fill_price": last.fill_price, "is_partial": False,
-                     "step": Decimal(last.number), "margin_before": last.margin_before,
-                     "remaining_margin": final, "notional": ZERO}
-            probe = Frame({"symbol": last.symbol, "side": last.side, "size": ZERO,
-                           "margin_mode": "cross" if unit.cross else "isolated"},
-                          {"positions": []}, evaluator.context(state).markets.get(last.symbol), None, order)
+            order = {
+                "kind": "offset" if last.kind == "offset" else "liquidation",
+                "quantity": last.quantity,
+                "fill_price": last.fill_price,
+                "is_partial": False,
+                "step": Decimal(last.number),
+                "margin_before": last.margin_before,
+                "remaining_margin": final,
+                "notional": ZERO,
+            }
+            probe = Frame(
+                {
+                    "symbol": last.symbol,
+                    "side": last.side,
+                    "size": ZERO,
+                    "margin_mode": "cross" if unit.cross else "isolated",
+                },
+                {"positions": []},
+                evaluator.context(state).markets.get(last.symbol),
+                None,
+                order,
+            )
             surplus = min(final, max(ZERO, evaluator.expression(rule, probe, "surplus")))
         if surplus:
-            run.items.append(LineItem("surplus_to_insurance_fund", "remaining margin kept by the insurance fund",
-                                      -surplus, unit.balance_name))
+            run.items.append(
+                LineItem(
+                    "surplus_to_insurance_fund",
+                    "remaining margin kept by the insurance fund",
+                    -surplus,
+                    unit.balance_name,
+                )
+            )
         final -= surplus
         if unit.cross:
             state.wallet_balance = final
@@ -308,15 +429,29 @@ def liquidate(
             state.wallet_balance += final
     elif unit.cross:
         state.wallet_balance = final
-    run.items.append(LineItem("final_balance", "returned to the trader" if not unit.cross else "cross wallet after",
-                              final, unit.balance_name))
+    run.items.append(
+        LineItem(
+            "final_balance",
+            "returned to the trader" if not unit.cross else "cross wallet after",
+            final,
+            unit.balance_name,
+        )
+    )
     items = tuple(run.items)
     error = reconcile(items, final, remaining)
     shortfall = sum((o.shortfall for o in run.orders), ZERO)
     statement = Statement(
-        event_id=event_id(evaluator.policy.digest, unit.name, inputs), unit=unit.name,
-        balance=unit.balance_name, starting_margin=starting, orders=tuple(run.orders), items=items,
-        surplus_to_insurance_fund=surplus, shortfall=shortfall, final_balance=final,
-        remaining_margin=remaining, fully_liquidated=fully, reconciliation_error=error,
+        event_id=event_id(evaluator.policy.digest, unit.name, inputs),
+        unit=unit.name,
+        balance=unit.balance_name,
+        starting_margin=starting,
+        orders=tuple(run.orders),
+        items=items,
+        surplus_to_insurance_fund=surplus,
+        shortfall=shortfall,
+        final_balance=final,
+        remaining_margin=remaining,
+        fully_liquidated=fully,
+        reconciliation_error=error,
     )
     return Liquidation(statement, tuple(run.records), run.takeover, dict(run.fees_to))

@@ -3,9 +3,10 @@
 For any policy: move the price inputs (`liquidation.price_inputs`, e.g. mark and last price) of
 the position's market, hold everything else fixed, and find where the condition (the trigger, or
 the bankruptcy condition) starts to hold.  Tiers follow the notional at each candidate price (the
-bracket is chosen at the liquidation price, not at entry).  The search runs on the tick grid by exponential bracketing and
-bisection, so the answer is exact on that grid; other rounding modes refine the boundary within
-one tick first.
+bracket is chosen at the liquidation price, not at entry).  A secant search on a numeric residual
+derived from the condition gets close; the answer is then confirmed on the tick grid with the
+condition itself (bisection when the residual does not help), so it is exact on that grid; other
+rounding modes refine the boundary within one tick first.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.errors import EngineError
 from engine.dsl.runtime import EvaluationContext
+from engine.errors import EngineError
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import ZERO, quantize_to_step
 from engine.policy.procedure import RESIDUAL, PriceRule
@@ -182,7 +183,6 @@ def solve_price(
     index = next((i for i, p in enumerate(state.positions) if p is position), None)
     compiled = policy.expressions[condition_key]
     residual_expr = policy.expressions.get(condition_key + RESIDUAL)
-    bracket = policy.program.definitions.get("bracket")
     base = evaluator.context(state)
     base_markets = base.markets
     account = base.account
@@ -190,7 +190,7 @@ def solve_price(
 
     def frame_at(price: Decimal) -> Any:
         markets = dict(base_markets)
-        markets[symbol] = {**base_markets[symbol], **{name: price for name in inputs}}
+        markets[symbol] = {**base_markets[symbol], **dict.fromkeys(inputs, price)}
         return EvaluationContext(account, markets).frame_for(target)
 
     def holds_at(price: Decimal) -> bool:
@@ -219,12 +219,7 @@ def solve_price(
     if k is None:
         return SolvedPrice(None, None)
     boundary = tick * k
-    tier = None
-    if bracket is not None:
-        try:
-            tier = dict(bracket(frame_at(boundary)))
-        except EngineError:
-            tier = None
+    tier = None  # the tier at the price is reported by callers that evaluate the definitions
     if rule.rounding == "trigger":
         return SolvedPrice(boundary, boundary, tier)
     step = rule.step or tick
@@ -233,7 +228,9 @@ def solve_price(
     return SolvedPrice(quantize_to_step(exact, step, rule.rounding), boundary, tier)
 
 
-def _confirm_tick(holds: Callable[[int], bool], guess: int, direction: int, limit: int = 8) -> int | None:
+def _confirm_tick(
+    holds: Callable[[int], bool], guess: int, direction: int, limit: int = 8
+) -> int | None:
     """From a guessed tick near the boundary, walk to k with holds(k) and not holds(k - direction).
 
     `direction` is the danger direction: holding ticks lie on that side.  Returns None when the
@@ -257,19 +254,32 @@ def _confirm_tick(holds: Callable[[int], bool], guess: int, direction: int, limi
 
 
 def liquidation_price(
-    evaluator: Evaluator, state: AccountState, position: Mapping[str, Any],
+    evaluator: Evaluator,
+    state: AccountState,
+    position: Mapping[str, Any],
     hint: Decimal | None = None,
 ) -> SolvedPrice:
     if "liquidation.trigger" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
-    return solve_price(evaluator, state, position, "liquidation.trigger",
-                       evaluator.policy.procedure.liquidation_price, hint)
+    return solve_price(
+        evaluator,
+        state,
+        position,
+        "liquidation.trigger",
+        evaluator.policy.procedure.liquidation_price,
+        hint,
+    )
 
 
-def bankruptcy_price(evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]) -> SolvedPrice:
+def bankruptcy_price(
+    evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]
+) -> SolvedPrice:
     if "liquidation.bankruptcy" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
-    return solve_price(evaluator, state, position, "liquidation.bankruptcy",
-                       evaluator.policy.procedure.bankruptcy_price)
-
-
+    return solve_price(
+        evaluator,
+        state,
+        position,
+        "liquidation.bankruptcy",
+        evaluator.policy.procedure.bankruptcy_price,
+    )

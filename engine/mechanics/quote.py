@@ -33,21 +33,30 @@ class PriceQuote:
             return format_decimal(value) if value is not None else None
 
         return {
-            "symbol": self.symbol, "side": self.side, "size": show(self.size),
-            "entry_price": show(self.entry_price), "margin_mode": self.margin_mode,
+            "symbol": self.symbol,
+            "side": self.side,
+            "size": show(self.size),
+            "entry_price": show(self.entry_price),
+            "margin_mode": self.margin_mode,
             "margin": show(self.margin),
             "liquidation_price": show(self.liquidation_price),
             "bankruptcy_price": show(self.bankruptcy_price),
             "maintenance_margin": show(self.maintenance_margin),
             "tier": {k: show(v) if isinstance(v, Decimal) else v for k, v in self.tier.items()}
-            if self.tier is not None else None,
+            if self.tier is not None
+            else None,
         }
 
 
 def _prices(price: Decimal) -> dict[str, str]:
     """Market data for a quote: every price input at the same price, the rest held fixed."""
     text = str(price)
-    return {"mark_price": text, "last_price": text, "index_price": text, "previous_mark_price": text}
+    return {
+        "mark_price": text,
+        "last_price": text,
+        "index_price": text,
+        "previous_mark_price": text,
+    }
 
 
 def quote_prices(
@@ -69,36 +78,66 @@ def quote_prices(
     `margin` when no wallet is given).  The tier reported is the one at the liquidation price.
     """
     if leverage is None and margin is None:
-        raise InputError(diagnostics=[Diagnostic("E606", "give a leverage or a margin", path="<liq-price>")])
+        raise InputError(
+            diagnostics=[Diagnostic("E606", "give a leverage or a margin", path="<liq-price>")]
+        )
     position: dict[str, Any] = {
-        "symbol": symbol, "side": side, "size": str(size), "entry_price": str(entry_price),
-        "margin_mode": mode, "leverage": str(leverage if leverage is not None else 1),
+        "symbol": symbol,
+        "side": side,
+        "size": str(size),
+        "entry_price": str(entry_price),
+        "margin_mode": mode,
+        "leverage": str(leverage if leverage is not None else 1),
     }
     if mode == "isolated" and margin is not None:
         position["isolated_margin"] = str(margin)
     if mode == "cross":
         balance = wallet if wallet is not None else margin
         if balance is None:
-            raise InputError(diagnostics=[Diagnostic("E606", "cross mode needs a wallet balance or a margin", path="<liq-price>")])
+            raise InputError(
+                diagnostics=[
+                    Diagnostic(
+                        "E606", "cross mode needs a wallet balance or a margin", path="<liq-price>"
+                    )
+                ]
+            )
     else:
         balance = wallet if wallet is not None else Decimal(0)
-    account = parse_account({
-        "id": "quote", "wallet_balance": str(balance), "positions": [position],
-        "market": {symbol: _prices(mark_price if mark_price is not None else entry_price)},
-    }, policy, path="<liq-price>")
+    account = parse_account(
+        {
+            "id": "quote",
+            "wallet_balance": str(balance),
+            "positions": [position],
+            "market": {symbol: _prices(mark_price if mark_price is not None else entry_price)},
+        },
+        policy,
+        path="<liq-price>",
+    )
     result = evaluate_account(policy, account, run_liquidation=False).positions[0]
     tier = None
     if result.liquidation_price is not None:
-        tier_account = parse_account({
-            "id": "quote", "wallet_balance": str(balance), "positions": [position],
-            "market": {symbol: _prices(result.liquidation_price)},
-        }, policy, path="<liq-price>")
+        tier_account = parse_account(
+            {
+                "id": "quote",
+                "wallet_balance": str(balance),
+                "positions": [position],
+                "market": {symbol: _prices(result.liquidation_price)},
+            },
+            policy,
+            path="<liq-price>",
+        )
         at_liquidation = evaluate_account(policy, tier_account, run_liquidation=False).positions[0]
         tier = next(iter(at_liquidation.tiers.values()), None)
     parsed = account.positions[0]
     return PriceQuote(
-        symbol, side, size, entry_price, mode,
+        symbol,
+        side,
+        size,
+        entry_price,
+        mode,
         parsed.get("isolated_margin") if mode == "isolated" else balance,
-        result.liquidation_price, result.bankruptcy_price, tier,
+        result.liquidation_price,
+        result.bankruptcy_price,
+        tier,
         result.figures.get("maintenance_margin"),
     )

@@ -16,12 +16,15 @@ from engine.mechanics.accounts import Account
 from engine.mechanics.trace import Trace, subject_of
 from engine.policy.model import Policy
 
+
 class AccountState:
     """Mutable state of one account during an evaluation or a liquidation."""
 
     __slots__ = ("debt", "debt_age", "id", "market", "positions", "wallet_balance")
 
-    def __init__(self, account: Account, market: dict[str, dict[str, Decimal]] | None = None) -> None:
+    def __init__(
+        self, account: Account, market: dict[str, dict[str, Decimal]] | None = None
+    ) -> None:
         self.id = account.id
         self.wallet_balance = account.wallet_balance
         self.positions: list[dict[str, Any]] = [dict(p) for p in account.positions]
@@ -41,8 +44,13 @@ class AccountState:
         return self.wallet_balance + isolated
 
     def snapshot(self) -> Account:
-        return Account(self.id, self.wallet_balance, tuple(dict(p) for p in self.positions),
-                       {s: dict(m) for s, m in self.market.items()})
+        return Account(
+            self.id,
+            self.wallet_balance,
+            tuple(dict(p) for p in self.positions),
+            {s: dict(m) for s, m in self.market.items()},
+        )
+
 
 class Evaluator:
     """Evaluates a policy's definitions and expressions for an account state.
@@ -68,8 +76,11 @@ class Evaluator:
             for symbol, extra in overrides.items():
                 markets[symbol] = {**markets[symbol], **extra}
         account = {
-            "id": state.id, "wallet_balance": state.wallet_balance, "positions": state.positions,
-            "debt": state.debt, "debt_age": state.debt_age,
+            "id": state.id,
+            "wallet_balance": state.wallet_balance,
+            "positions": state.positions,
+            "debt": state.debt,
+            "debt_age": state.debt_age,
         }
         return EvaluationContext(account, markets)
 
@@ -92,8 +103,12 @@ class Evaluator:
     def market_changed(self) -> None:
         self._markets_cache = None
 
-    def frame(self, context: EvaluationContext, position: Mapping[str, Any],
-              order: Mapping[str, Any] | None = None) -> Frame:
+    def frame(
+        self,
+        context: EvaluationContext,
+        position: Mapping[str, Any],
+        order: Mapping[str, Any] | None = None,
+    ) -> Frame:
         frame = context.frame_for(position)
         if order is not None:
             frame = Frame(position, context.account, frame.market, context, order)
@@ -103,20 +118,26 @@ class Evaluator:
         if self.trace is None:
             return self.policy.program.definitions[name](frame)
         compiled = self.policy.program.definitions[name]
-        return evaluate_definition_reference(name, frame, compiled.definitions,
-                                             tracer=self.trace.definition)
+        return evaluate_definition_reference(
+            name, frame, compiled.definitions, tracer=self.trace.definition
+        )
 
     def expression(self, key: str, frame: Frame, what: str = "expression") -> Value:
         compiled = self.policy.expressions[key]
         if self.trace is None:
             return compiled(frame)
-        value = evaluate_reference(compiled.expr, frame, compiled.definitions,
-                                   tracer=self.trace.definition)
-        self.trace.add("condition" if isinstance(value, bool) else what, key, value,
-                       compiled.expr.span, subject_of(frame))
+        value = evaluate_reference(
+            compiled.expr, frame, compiled.definitions, tracer=self.trace.definition
+        )
+        self.trace.add(
+            "condition" if isinstance(value, bool) else what,
+            key,
+            value,
+            compiled.expr.span,
+            subject_of(frame),
+        )
         return value
 
     def note(self, kind: str, name: str, text: str, subject: str | None = None) -> None:
         if self.trace is not None:
             self.trace.add(kind, name, text, None, subject)
-

@@ -24,8 +24,12 @@ class LineItem:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "name": self.name, "amount": format_decimal(self.amount),
-            "balance": self.balance, "order": self.order, "detail": self.detail,
+            "kind": self.kind,
+            "name": self.name,
+            "amount": format_decimal(self.amount),
+            "balance": self.balance,
+            "order": self.order,
+            "detail": self.detail,
         }
 
 
@@ -60,21 +64,38 @@ class Order:
     def as_dict(self) -> dict[str, Any]:
         show = format_decimal
         return {
-            "number": self.number, "kind": self.kind, "step": self.step, "symbol": self.symbol, "side": self.side,
-            "quantity": show(self.quantity), "is_partial": self.is_partial,
-            "mark_price": show(self.mark_price), "fill_price": show(self.fill_price),
+            "number": self.number,
+            "kind": self.kind,
+            "step": self.step,
+            "symbol": self.symbol,
+            "side": self.side,
+            "quantity": show(self.quantity),
+            "is_partial": self.is_partial,
+            "mark_price": show(self.mark_price),
+            "fill_price": show(self.fill_price),
             "settlement_price": show(self.settlement_price),
-            "bankruptcy_price": show(self.bankruptcy_price) if self.bankruptcy_price is not None else None,
+            "bankruptcy_price": show(self.bankruptcy_price)
+            if self.bankruptcy_price is not None
+            else None,
             "realized_pnl": show(self.pnl_at_mark + self.slippage),
-            "pnl_at_mark": show(self.pnl_at_mark), "slippage": show(self.slippage),
+            "pnl_at_mark": show(self.pnl_at_mark),
+            "slippage": show(self.slippage),
             "fees": [
-                {"name": n, "kind": k, "charged": show(c), "collected": show(col),
-                 "waived": show(c - col), "to": to}
+                {
+                    "name": n,
+                    "kind": k,
+                    "charged": show(c),
+                    "collected": show(col),
+                    "waived": show(c - col),
+                    "to": to,
+                }
                 for n, k, c, col, to in self.fees
             ],
             "margin_consumed": {name: show(amount) for name, amount in self.consumed},
-            "shortfall": show(self.shortfall), "takeover_result": show(self.takeover_result),
-            "margin_before": show(self.margin_before), "margin_after": show(self.margin_after),
+            "shortfall": show(self.shortfall),
+            "takeover_result": show(self.takeover_result),
+            "margin_before": show(self.margin_before),
+            "margin_after": show(self.margin_after),
         }
 
 
@@ -110,13 +131,16 @@ class Statement:
     def as_dict(self) -> dict[str, Any]:
         show = format_decimal
         return {
-            "event_id": self.event_id, "unit": self.unit, "balance": self.balance,
+            "event_id": self.event_id,
+            "unit": self.unit,
+            "balance": self.balance,
             "starting_margin": show(self.starting_margin),
             "orders": [o.as_dict() for o in self.orders],
             "items": [i.as_dict() for i in self.items],
             "fees_collected": show(self.fees_collected),
             "surplus_to_insurance_fund": show(self.surplus_to_insurance_fund),
-            "shortfall": show(self.shortfall), "final_balance": show(self.final_balance),
+            "shortfall": show(self.shortfall),
+            "final_balance": show(self.final_balance),
             "remaining_margin": show(self.remaining_margin),
             "fully_liquidated": self.fully_liquidated,
             "reconciles": self.reconciles,
@@ -124,7 +148,9 @@ class Statement:
         }
 
 
-def reconcile(items: tuple[LineItem, ...], final_balance: Decimal, remaining_margin: Decimal) -> Decimal:
+def reconcile(
+    items: tuple[LineItem, ...], final_balance: Decimal, remaining_margin: Decimal
+) -> Decimal:
     """Starting margin + every signed item must equal what the trader ends with, exactly.
 
     What the trader ends with is the final balance plus the margin still backing any part of
@@ -136,6 +162,10 @@ def reconcile(items: tuple[LineItem, ...], final_balance: Decimal, remaining_mar
 
 def event_id(policy_digest: str, unit: str, inputs: Any) -> str:
     """A deterministic id: the same policy content and inputs always give the same id."""
-    text = json.dumps({"policy": policy_digest, "unit": unit, "inputs": inputs},
-                      sort_keys=True, default=str, separators=(",", ":"))
+    text = json.dumps(
+        {"policy": policy_digest, "unit": unit, "inputs": inputs},
+        sort_keys=True,
+        default=str,
+        separators=(",", ":"),
+    )
     return "liq-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,8 @@ def location(span: Span | None) -> str | None:
     if span is None:
         return None
     path = span.path
-    try:
+    with contextlib.suppress(ValueError):
         path = str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        pass
     return f"{path}:{span.line}"
 
 
@@ -56,13 +55,31 @@ class Trace:
     entries: list[TraceEntry] = field(default_factory=list)
     definition_spans: dict[str, Span] = field(default_factory=dict)
 
-    def definition(self, name: str, frame: Frame, value: Value, reads: list[tuple[str, Value]]) -> None:
-        self.entries.append(TraceEntry(
-            "definition", name, show_value(value), location(self.definition_spans.get(name)),
-            tuple((text, show_value(v)) for text, v in reads), subject_of(frame),
-        ))
+    def definition(
+        self, name: str, frame: Frame, value: Value, reads: list[tuple[str, Value]]
+    ) -> None:
+        self.entries.append(
+            TraceEntry(
+                "definition",
+                name,
+                show_value(value),
+                location(self.definition_spans.get(name)),
+                tuple((text, show_value(v)) for text, v in reads),
+                subject_of(frame),
+            )
+        )
 
-    def add(self, kind: str, name: str, value: Value, span: Span | None = None,
-            subject: str | None = None) -> None:
-        shown = value if isinstance(value, str) and kind in ("step", "note", "order") else show_value(value)
+    def add(
+        self,
+        kind: str,
+        name: str,
+        value: Value,
+        span: Span | None = None,
+        subject: str | None = None,
+    ) -> None:
+        shown = (
+            value
+            if isinstance(value, str) and kind in ("step", "note", "order")
+            else show_value(value)
+        )
         self.entries.append(TraceEntry(kind, name, shown, location(span), (), subject))

@@ -56,9 +56,7 @@ class LayeredSpans:
                 return span
         return self.value_span(pointer) or self.nearest_span(pointer)
 
-    def expression_origin(
-        self, pointer: Pointer
-    ) -> tuple[SourceFile, Any, Span]:
+    def expression_origin(self, pointer: Pointer) -> tuple[SourceFile, Any, Span]:
         """(file, locate(line, column), fallback span) for parsing the expression at `pointer`."""
         owner = self._owner(pointer) or self.layers[0]
         spans = owner.spans
@@ -124,16 +122,29 @@ def read_layers(path: Path) -> LoadedLayers:
         parent = resolve_reference(reference, current)
         if parent is None:
             shipped = ", ".join(p.stem for p in sorted(policies_dir().glob("*.yaml")))
-            raise PolicyError(diagnostics=[Diagnostic(
-                "E400", f"cannot find the parent policy '{reference}'", span,
-                f"give a path relative to this file ({current.parent}) or a shipped id: {shipped}",
-            )])
+            raise PolicyError(
+                diagnostics=[
+                    Diagnostic(
+                        "E400",
+                        f"cannot find the parent policy '{reference}'",
+                        span,
+                        f"give a path relative to this file ({current.parent}) or a shipped id: {shipped}",
+                    )
+                ]
+            )
         if parent.resolve() in seen:
             names = " → ".join(p.name for p in [*seen, parent.resolve()])
-            raise PolicyError(diagnostics=[Diagnostic("E401", f"policies extend each other in a cycle: {names}", span)])
+            raise PolicyError(
+                diagnostics=[
+                    Diagnostic("E401", f"policies extend each other in a cycle: {names}", span)
+                ]
+            )
         if len(documents) > MAX_EXTENDS_DEPTH:
-            raise PolicyError(diagnostics=[Diagnostic(
-                "E401", f"more than {MAX_EXTENDS_DEPTH} levels of extends", span)])
+            raise PolicyError(
+                diagnostics=[
+                    Diagnostic("E401", f"more than {MAX_EXTENDS_DEPTH} levels of extends", span)
+                ]
+            )
         current = parent
     merged: Any = {}
     for document in reversed(documents):

@@ -28,8 +28,8 @@ from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
-    RESIDUAL,
     REQUIRED_DEFINITIONS,
+    RESIDUAL,
     build_procedure,
     build_waterfall,
     expression_locations,
@@ -68,9 +68,12 @@ def _literal_numbers(expr: ast.Expr) -> bool:
     stack = [expr]
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Const) and isinstance(node.value, Decimal) and not isinstance(
-            node.value, bool
-        ) and node.value not in (0, 1):
+        if (
+            isinstance(node, ast.Const)
+            and isinstance(node.value, Decimal)
+            and not isinstance(node.value, bool)
+            and node.value not in (0, 1)
+        ):
             return True
         stack.extend(ast.children(node))
     return False
@@ -101,28 +104,46 @@ class _Builder:
         seen: set[str] = set()
         for index, item in enumerate(self.data.get("sources", [])):
             source = Source(
-                url=item["url"], title=item["title"], retrieved=item["retrieved"],
-                id=item.get("id"), note=item.get("note"),
+                url=item["url"],
+                title=item["title"],
+                retrieved=item["retrieved"],
+                id=item.get("id"),
+                note=item.get("note"),
             )
             if source.id is not None:
                 if source.id in seen:
-                    self.error("E408", f"source id '{source.id}' is used twice",
-                               self.at(("sources", index, "id")))
+                    self.error(
+                        "E408",
+                        f"source id '{source.id}' is used twice",
+                        self.at(("sources", index, "id")),
+                    )
                 seen.add(source.id)
             result.append(source)
         return tuple(result)
 
-    def citation(self, pointer: Pointer, item: Mapping[str, Any], what: str, ids: set[str],
-                 warning_code: str | None) -> None:
+    def citation(
+        self,
+        pointer: Pointer,
+        item: Mapping[str, Any],
+        what: str,
+        ids: set[str],
+        warning_code: str | None,
+    ) -> None:
         source = item.get("source")
         if source is not None and source not in ids:
-            self.error("E409", f"{what} cites unknown source '{source}'",
-                       self.at((*pointer, "source")),
-                       did_you_mean(source, ids) or "add it to `sources` with an `id`")
+            self.error(
+                "E409",
+                f"{what} cites unknown source '{source}'",
+                self.at((*pointer, "source")),
+                did_you_mean(source, ids) or "add it to `sources` with an `id`",
+            )
         if warning_code and source is None and not item.get("assumption"):
-            self.warn(warning_code, f"{what} has neither `source` nor `assumption`",
-                      self.at(pointer, True),
-                      "cite where the numbers come from, or say they are an assumption")
+            self.warn(
+                warning_code,
+                f"{what} has neither `source` nor `assumption`",
+                self.at(pointer, True),
+                "cite where the numbers come from, or say they are an assumption",
+            )
 
     # -- tables ------------------------------------------------------------------------------
     def table(self, name: str, spec: Mapping[str, Any]) -> Table | None:
@@ -132,8 +153,11 @@ class _Builder:
         rows: list[Mapping[str, Any]] = spec["rows"]
         interval_keys = [k for k in spec["keys"] if k["kind"] == "interval"]
         if len(interval_keys) > 1:
-            self.error("E406", f"table '{name}' has {len(interval_keys)} interval keys, at most one is allowed",
-                       self.at((*pointer, "keys")))
+            self.error(
+                "E406",
+                f"table '{name}' has {len(interval_keys)} interval keys, at most one is allowed",
+                self.at((*pointer, "keys")),
+            )
             return None
         required: list[str] = []
         for key in spec["keys"]:
@@ -149,22 +173,35 @@ class _Builder:
             row_pointer = (*pointer, "rows", index)
             for column in required:
                 if row.get(column) is None:
-                    self.error("E406", f"row {index + 1} of table '{name}' lacks key column '{column}'",
-                               self.at(row_pointer))
+                    self.error(
+                        "E406",
+                        f"row {index + 1} of table '{name}' lacks key column '{column}'",
+                        self.at(row_pointer),
+                    )
                     ok = False
             present = {c for c in row if c not in optional}
             for column in sorted(columns - present - set(required)):
-                self.error("E406", f"row {index + 1} of table '{name}' lacks column '{column}'",
-                           self.at(row_pointer), "every row has the same columns")
+                self.error(
+                    "E406",
+                    f"row {index + 1} of table '{name}' lacks column '{column}'",
+                    self.at(row_pointer),
+                    "every row has the same columns",
+                )
                 ok = False
             for column in sorted(present - columns):
-                self.error("E406", f"row {index + 1} of table '{name}' has column '{column}' that row 1 lacks",
-                           self.at((*row_pointer, column), True))
+                self.error(
+                    "E406",
+                    f"row {index + 1} of table '{name}' has column '{column}' that row 1 lacks",
+                    self.at((*row_pointer, column), True),
+                )
                 ok = False
             for column, value in row.items():
                 if column == "tier":
-                    self.error("E406", "'tier' is reserved: lookups add each row's position as `tier`",
-                               self.at((*row_pointer, column), True))
+                    self.error(
+                        "E406",
+                        "'tier' is reserved: lookups add each row's position as `tier`",
+                        self.at((*row_pointer, column), True),
+                    )
                     ok = False
                     continue
                 if value is None:
@@ -172,15 +209,21 @@ class _Builder:
                 found = _type_of_value(value)
                 expected = column_types.setdefault(column, found)
                 if expected != found:
-                    self.error("E406", f"column '{column}' of table '{name}' mixes {expected} and {found}",
-                               self.at((*row_pointer, column)))
+                    self.error(
+                        "E406",
+                        f"column '{column}' of table '{name}' mixes {expected} and {found}",
+                        self.at((*row_pointer, column)),
+                    )
                     ok = False
         for key in spec["keys"]:
             column = key["name"] if key["kind"] == "exact" else f"min_{key['name']}"
             key_type = column_types.get(column, NUMBER)
             if key["kind"] == "interval" and key_type != NUMBER:
-                self.error("E406", f"interval key '{key['name']}' needs numbers in '{column}'",
-                           self.at((*pointer, "keys")))
+                self.error(
+                    "E406",
+                    f"interval key '{key['name']}' needs numbers in '{column}'",
+                    self.at((*pointer, "keys")),
+                )
                 ok = False
             keys.append(TableKey(key["name"], key["kind"], key_type))
         for interval in interval_keys:
@@ -203,7 +246,9 @@ class _Builder:
         return Table(table_type, tuple(MappingProxyType(r) for r in numbered))
 
     # -- markets -----------------------------------------------------------------------------
-    def markets(self, tables: Mapping[str, Table], source_ids: set[str]) -> tuple[dict[str, Market], TableType | None, dict[str, Type]]:
+    def markets(
+        self, tables: Mapping[str, Table], source_ids: set[str]
+    ) -> tuple[dict[str, Market], TableType | None, dict[str, Type]]:
         markets: dict[str, Market] = {}
         tier_type: TableType | None = None
         tier_owner = ""
@@ -216,22 +261,38 @@ class _Builder:
                 tiers = tables.get(spec["tiers"])
                 if tiers is None:
                     if spec["tiers"] not in self.data.get("tables", {}):
-                        self.error("E405", f"unknown table '{spec['tiers']}'", self.at((*pointer, "tiers")),
-                                   did_you_mean(spec["tiers"], self.data.get("tables", {})))
+                        self.error(
+                            "E405",
+                            f"unknown table '{spec['tiers']}'",
+                            self.at((*pointer, "tiers")),
+                            did_you_mean(spec["tiers"], self.data.get("tables", {})),
+                        )
                 elif tier_type is None:
                     tier_type, tier_owner = tiers.type, symbol
-                elif (tiers.type.keys, dict(tiers.type.row.fields)) != (tier_type.keys, dict(tier_type.row.fields)):
-                    self.error("E406", f"the tier table of '{symbol}' differs in keys or columns from the one of '{tier_owner}'",
-                               self.at((*pointer, "tiers")), "`market.tiers` must look the same in every market")
+                elif (tiers.type.keys, dict(tiers.type.row.fields)) != (
+                    tier_type.keys,
+                    dict(tier_type.row.fields),
+                ):
+                    self.error(
+                        "E406",
+                        f"the tier table of '{symbol}' differs in keys or columns from the one of '{tier_owner}'",
+                        self.at((*pointer, "tiers")),
+                        "`market.tiers` must look the same in every market",
+                    )
             parameters = {k: parse_decimal(str(v)) for k, v in spec.get("parameters", {}).items()}
             if parameter_names is None:
                 parameter_names = set(parameters)
             elif set(parameters) != parameter_names:
                 differ = sorted(set(parameters) ^ parameter_names)
-                self.error("E406", f"market '{symbol}' parameters differ from the other markets' ({', '.join(differ)})",
-                           self.at((*pointer, "parameters"), True), "every market declares the same parameter names")
+                self.error(
+                    "E406",
+                    f"market '{symbol}' parameters differ from the other markets' ({', '.join(differ)})",
+                    self.at((*pointer, "parameters"), True),
+                    "every market declares the same parameter names",
+                )
             record: dict[str, Any] = {
-                "symbol": symbol, "kind": spec["kind"],
+                "symbol": symbol,
+                "kind": spec["kind"],
                 "contract_size": parse_decimal(str(spec["contract_size"])),
                 "tick_size": parse_decimal(str(spec["tick_size"])),
                 **parameters,
@@ -239,15 +300,20 @@ class _Builder:
             if tiers is not None:
                 record["tiers"] = tiers
             markets[symbol] = Market(
-                symbol, spec["kind"], record["contract_size"], record["tick_size"], tiers,
-                MappingProxyType(parameters), MappingProxyType(record),
+                symbol,
+                spec["kind"],
+                record["contract_size"],
+                record["tick_size"],
+                tiers,
+                MappingProxyType(parameters),
+                MappingProxyType(record),
                 spec.get("instrument", symbol),
                 parse_decimal(str(spec["quantity_step"])) if "quantity_step" in spec else None,
             )
         generic = None
         if tier_type is not None:
             generic = TableType("tiers", tier_type.keys, tier_type.row)
-        return markets, generic, {name: NUMBER for name in (parameter_names or set())}
+        return markets, generic, dict.fromkeys(parameter_names or set(), NUMBER)
 
     # -- expressions -------------------------------------------------------------------------
     def parse(self, pointer: Pointer, text: str) -> ast.Expr | None:
@@ -258,16 +324,25 @@ class _Builder:
             self.diagnostics.extend(error.diagnostics)
             return None
 
-    def definitions(self, roots: Mapping[str, Type], source_ids: set[str]) -> tuple[dict[str, Definition], Scope]:
+    def definitions(
+        self, roots: Mapping[str, Type], source_ids: set[str]
+    ) -> tuple[dict[str, Definition], Scope]:
         raw = self.data.get("definitions", {})
         parsed: dict[str, tuple[ast.Expr, Mapping[str, Any]]] = {}
         for name, spec in raw.items():
             item = spec if isinstance(spec, Mapping) else {"expr": spec}
-            pointer: Pointer = ("definitions", name, "expr") if isinstance(spec, Mapping) else ("definitions", name)
+            pointer: Pointer = (
+                ("definitions", name, "expr")
+                if isinstance(spec, Mapping)
+                else ("definitions", name)
+            )
             if name in RESERVED_NAMES or name in POSITION_FIELDS:
                 what = "a position field" if name in POSITION_FIELDS else "reserved"
-                self.error("E308", f"'{name}' cannot name a definition: it is {what}",
-                           self.at(("definitions", name), True))
+                self.error(
+                    "E308",
+                    f"'{name}' cannot name a definition: it is {what}",
+                    self.at(("definitions", name), True),
+                )
                 continue
             self.citation(("definitions", name), item, f"definition '{name}'", source_ids, None)
             expr = self.parse(pointer, item["expr"])
@@ -275,17 +350,22 @@ class _Builder:
                 parsed[name] = (expr, item)
                 self.parsed[name] = expr
                 if _literal_numbers(expr) and not item.get("source") and not item.get("assumption"):
-                    self.warn("W002", f"definition '{name}' contains numbers but neither `source` nor `assumption`",
-                              self.at(("definitions", name), True),
-                              "cite where the numbers come from, or say they are an assumption")
+                    self.warn(
+                        "W002",
+                        f"definition '{name}' contains numbers but neither `source` nor `assumption`",
+                        self.at(("definitions", name), True),
+                        "cite where the numbers come from, or say they are an assumption",
+                    )
         # Pass 1: resolve names with every definition typed `unknown`, to learn the references.
-        loose = Scope(roots, {name: ANY for name in raw})
+        loose = Scope(roots, dict.fromkeys(raw, ANY))
         graph: dict[str, list[tuple[str, Span]]] = {}
         for name, (expr, _) in parsed.items():
-            graph[name] = [ref for ref in check_expression(expr, loose).references if ref[0] in parsed]
+            graph[name] = [
+                ref for ref in check_expression(expr, loose).references if ref[0] in parsed
+            ]
         order, cyclic = self.topological(graph)
         # Pass 2: check in dependency order with real types.
-        types: dict[str, Type] = {name: ANY for name in raw}
+        types: dict[str, Type] = dict.fromkeys(raw, ANY)
         definitions: dict[str, Definition] = {}
         for name in order:
             expr, item = parsed[name]
@@ -295,12 +375,20 @@ class _Builder:
             types[name] = checked.type if name not in cyclic else ANY
             if not checked.diagnostics and name not in cyclic:
                 definitions[name] = Definition(
-                    name, expr, checked.type, self.at(("definitions", name), True),
-                    item.get("description"), item.get("unit"), item.get("source"), item.get("assumption"),
+                    name,
+                    expr,
+                    checked.type,
+                    self.at(("definitions", name), True),
+                    item.get("description"),
+                    item.get("unit"),
+                    item.get("source"),
+                    item.get("assumption"),
                 )
         return definitions, Scope(roots, types)
 
-    def topological(self, graph: Mapping[str, list[tuple[str, Span]]]) -> tuple[list[str], set[str]]:
+    def topological(
+        self, graph: Mapping[str, list[tuple[str, Span]]]
+    ) -> tuple[list[str], set[str]]:
         """Order definitions so each comes after what it uses; report each cycle once."""
         order: list[str] = []
         state: dict[str, int] = {}  # 1 visiting, 2 done
@@ -318,10 +406,14 @@ class _Builder:
                     stack[-1] = (name, index + 1)
                     target, span = edges[index]
                     if state.get(target) == 1:
-                        cycle = path[path.index(target):] + [target]
+                        cycle = [*path[path.index(target):], target]
                         cyclic.update(cycle)
-                        self.error("E304", "definitions form a cycle: " + " → ".join(cycle), span,
-                                   "a definition cannot depend on itself, directly or through others")
+                        self.error(
+                            "E304",
+                            "definitions form a cycle: " + " → ".join(cycle),
+                            span,
+                            "a definition cannot depend on itself, directly or through others",
+                        )
                     elif not state.get(target):
                         state[target] = 1
                         stack.append((target, 0))
@@ -337,8 +429,17 @@ class _Builder:
         result: dict[str, tuple[ast.Expr, Type]] = {}
         locations = expression_locations(self.data)
         liquidation = self.data.get("liquidation", {})
-        if "margin_balance" in scope.definitions and not isinstance(liquidation.get("bankruptcy"), str):
-            locations.append((("liquidation", "bankruptcy"), DEFAULT_BANKRUPTCY, BOOL, "the bankruptcy condition"))
+        if "margin_balance" in scope.definitions and not isinstance(
+            liquidation.get("bankruptcy"), str
+        ):
+            locations.append(
+                (
+                    ("liquidation", "bankruptcy"),
+                    DEFAULT_BANKRUPTCY,
+                    BOOL,
+                    "the bankruptcy condition",
+                )
+            )
         for pointer, text, expected, what in locations:
             expr = self.parse(pointer, text)
             if expr is None:
@@ -353,37 +454,60 @@ class _Builder:
         waterfall = self.data.get("waterfall", {})
         order = waterfall.get("order", [])
         if order and order[-1] not in ("debt", "write_off"):
-            self.error("E414", "the waterfall must end with `debt` or `write_off`",
-                       self.at(("waterfall", "order")), "someone has to take what is left")
+            self.error(
+                "E414",
+                "the waterfall must end with `debt` or `write_off`",
+                self.at(("waterfall", "order")),
+                "someone has to take what is left",
+            )
         if "adl" in order and "adl" not in waterfall:
-            self.error("E415", "the waterfall uses `adl` but declares no `adl.ranking`",
-                       self.at(("waterfall", "order")))
+            self.error(
+                "E415",
+                "the waterfall uses `adl` but declares no `adl.ranking`",
+                self.at(("waterfall", "order")),
+            )
         if "adl" in order and "clawback" in order:
-            self.error("E416", "a waterfall uses either `adl` or `clawback`, not both",
-                       self.at(("waterfall", "order")))
+            self.error(
+                "E416",
+                "a waterfall uses either `adl` or `clawback`, not both",
+                self.at(("waterfall", "order")),
+            )
         for index, charge in enumerate(self.data.get("charges", [])):
             if charge.get("at") == "interval" and "every_seconds" not in charge:
-                self.error("E417", f"charge '{charge['name']}' runs at an interval but has no `every_seconds`",
-                           self.at(("charges", index)))
+                self.error(
+                    "E417",
+                    f"charge '{charge['name']}' runs at an interval but has no `every_seconds`",
+                    self.at(("charges", index)),
+                )
         if liquidation.get("steps"):
             for name in REQUIRED_DEFINITIONS:
                 if name not in scope.definitions:
-                    self.error("E412", f"a policy with liquidation steps needs the definition '{name}'",
-                               self.at(("liquidation", "steps"), True),
-                               "the engine reads it for results and statements; see docs/mechanics.md")
+                    self.error(
+                        "E412",
+                        f"a policy with liquidation steps needs the definition '{name}'",
+                        self.at(("liquidation", "steps"), True),
+                        "the engine reads it for results and statements; see docs/mechanics.md",
+                    )
             for index, step in enumerate(liquidation["steps"]):
                 if step["kind"] == "reduce" and "quantity" not in step:
-                    self.error("E413", f"step '{step['name']}' reduces but has no `quantity`",
-                               self.at(("liquidation", "steps", index)))
+                    self.error(
+                        "E413",
+                        f"step '{step['name']}' reduces but has no `quantity`",
+                        self.at(("liquidation", "steps", index)),
+                    )
         return result
 
     def residual(self, expr: ast.Expr, scope: Scope) -> ast.Expr:
         """The numeric residual of a condition, for the price solver (see engine/dsl/residual.py)."""
-        boolean = frozenset(n for n, t in scope.definitions.items() if t == BOOL and n in self.parsed)
+        boolean = frozenset(
+            n for n, t in scope.definitions.items() if t == BOOL and n in self.parsed
+        )
         return residual_of(expr, self.parsed, boolean)
 
     # -- examples ----------------------------------------------------------------------------
-    def examples(self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]) -> tuple[Example, ...]:
+    def examples(
+        self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]
+    ) -> tuple[Example, ...]:
         examples: list[Example] = []
         for index, item in enumerate(self.data.get("examples", [])):
             pointer: Pointer = ("examples", index)
@@ -394,33 +518,57 @@ class _Builder:
                 return self.at((*base, *inner), key)
 
             self.diagnostics.extend(schema_diagnostics(account, "account.schema.json", locate))
-            for p_index, position in enumerate(account.get("positions", []) if isinstance(account.get("positions"), list) else []):
+            for p_index, position in enumerate(
+                account.get("positions", []) if isinstance(account.get("positions"), list) else []
+            ):
                 symbol = position.get("symbol") if isinstance(position, Mapping) else None
                 if isinstance(symbol, str) and symbol not in markets:
-                    self.error("E410", f"unknown symbol '{symbol}'",
-                               self.at((*pointer, "account", "positions", p_index, "symbol")),
-                               did_you_mean(symbol, markets) or "symbols are the keys of `markets`")
+                    self.error(
+                        "E410",
+                        f"unknown symbol '{symbol}'",
+                        self.at((*pointer, "account", "positions", p_index, "symbol")),
+                        did_you_mean(symbol, markets) or "symbols are the keys of `markets`",
+                    )
             symbol = item.get("symbol")
             if symbol is not None and symbol not in markets:
-                self.error("E410", f"unknown symbol '{symbol}'", self.at((*pointer, "symbol")),
-                           did_you_mean(symbol, markets))
+                self.error(
+                    "E410",
+                    f"unknown symbol '{symbol}'",
+                    self.at((*pointer, "symbol")),
+                    did_you_mean(symbol, markets),
+                )
             for name in item["expect"].get("definitions", {}):
                 if name not in definitions:
-                    self.error("E300", f"unknown definition '{name}'",
-                               self.at((*pointer, "expect", "definitions", name), True),
-                               did_you_mean(name, definitions))
-            if "trigger" in item["expect"] and not isinstance(self.data.get("liquidation", {}).get("trigger"), str):
-                self.error("E411", "the example expects a trigger but the policy has no `liquidation.trigger`",
-                           self.at((*pointer, "expect", "trigger"), True))
+                    self.error(
+                        "E300",
+                        f"unknown definition '{name}'",
+                        self.at((*pointer, "expect", "definitions", name), True),
+                        did_you_mean(name, definitions),
+                    )
+            if "trigger" in item["expect"] and not isinstance(
+                self.data.get("liquidation", {}).get("trigger"), str
+            ):
+                self.error(
+                    "E411",
+                    "the example expects a trigger but the policy has no `liquidation.trigger`",
+                    self.at((*pointer, "expect", "trigger"), True),
+                )
             self.citation(pointer, item, f"example '{item['name']}'", source_ids, None)
             if len(self.diagnostics) == before:
                 tolerance = item.get("tolerance")
-                examples.append(Example(
-                    name=item["name"], account=account, expect=item["expect"],
-                    span=self.at(pointer), symbol=symbol,
-                    tolerance=parse_decimal(str(tolerance)) if tolerance is not None else None,
-                    description=item.get("description"), source=item.get("source"), index=index,
-                ))
+                examples.append(
+                    Example(
+                        name=item["name"],
+                        account=account,
+                        expect=item["expect"],
+                        span=self.at(pointer),
+                        symbol=symbol,
+                        tolerance=parse_decimal(str(tolerance)) if tolerance is not None else None,
+                        description=item.get("description"),
+                        source=item.get("source"),
+                        index=index,
+                    )
+                )
         return tuple(examples)
 
     # -- everything --------------------------------------------------------------------------
@@ -438,7 +586,8 @@ class _Builder:
                 tables[name] = table
         markets, tier_type, parameters = self.markets(tables, source_ids)
         roots = build_roots(
-            tier_table=tier_type, market_parameters=parameters,
+            tier_table=tier_type,
+            market_parameters=parameters,
             tables={name: table.type for name, table in tables.items()},
         )
         definitions, scope = self.definitions(roots, source_ids)
@@ -448,18 +597,29 @@ class _Builder:
             return None
         program = compile_program(
             {name: (d.expr, d.type) for name, d in definitions.items()},
-            expressions, frozenset(self.resolved), filename=f"<policy {self.path}>",
+            expressions,
+            frozenset(self.resolved),
+            filename=f"<policy {self.path}>",
             statics={"tables": MappingProxyType(dict(tables))},
         )
         data = self.data
         return Policy(
-            id=data["id"], title=data["title"], path=str(self.path), digest=digest_of(data),
-            description=data.get("description"), extends=data.get("extends"),
-            chain=self.layers.chain, sources=sources,
-            markets=MappingProxyType(markets), tables=MappingProxyType(tables),
+            id=data["id"],
+            title=data["title"],
+            path=str(self.path),
+            digest=digest_of(data),
+            description=data.get("description"),
+            extends=data.get("extends"),
+            chain=self.layers.chain,
+            sources=sources,
+            markets=MappingProxyType(markets),
+            tables=MappingProxyType(tables),
             definitions=MappingProxyType(definitions),
-            expressions=MappingProxyType(dict(program.expressions)), program=program,
-            scope=scope, examples=examples, procedure=build_procedure(data),
+            expressions=MappingProxyType(dict(program.expressions)),
+            program=program,
+            scope=scope,
+            examples=examples,
+            procedure=build_procedure(data),
             waterfall=build_waterfall(data),
             data=MappingProxyType(data),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
@@ -484,4 +644,3 @@ def load_policy(reference: str | Path) -> Policy:
     if policy is None:
         raise PolicyError(diagnostics=diagnostics)
     return policy
-

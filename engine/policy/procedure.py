@@ -51,7 +51,9 @@ def key_of(pointer: tuple[str | int, ...]) -> str:
     return ".".join(str(part) for part in pointer)
 
 
-def expression_locations(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str, Type, str]]:
+def expression_locations(
+    data: Mapping[str, Any],
+) -> list[tuple[tuple[str | int, ...], str, Type, str]]:
     """Every expression outside `definitions`: (pointer, text, expected type, what)."""
     found: list[tuple[tuple[str | int, ...], str, Type, str]] = []
     for pattern, expected, what in EXPRESSION_SLOTS:
@@ -64,7 +66,9 @@ def expression_locations(data: Mapping[str, Any]) -> list[tuple[tuple[str | int,
                 elif isinstance(node, Mapping) and part in node:
                     following.append(((*pointer, part), node[part]))
             nodes = following
-        found += [(pointer, node, expected, what) for pointer, node in nodes if isinstance(node, str)]
+        found += [
+            (pointer, node, expected, what) for pointer, node in nodes if isinstance(node, str)
+        ]
     return found
 
 
@@ -135,7 +139,10 @@ def build_procedure(data: Mapping[str, Any]) -> Procedure:
     liquidation = data.get("liquidation", {})
     steps = tuple(
         Step(
-            index=i, name=step["name"], kind=step["kind"], repeat=int(step.get("repeat", 1)),
+            index=i,
+            name=step["name"],
+            kind=step["kind"],
+            repeat=int(step.get("repeat", 1)),
             when=_key_if(step, "when", "liquidation", "steps", i),
             quantity=_key_if(step, "quantity", "liquidation", "steps", i),
         )
@@ -143,7 +150,10 @@ def build_procedure(data: Mapping[str, Any]) -> Procedure:
     )
     fees = tuple(
         Fee(
-            index=i, name=fee["name"], kind=fee.get("kind", "base"), to=fee.get("to", "insurance_fund"),
+            index=i,
+            name=fee["name"],
+            kind=fee.get("kind", "base"),
+            to=fee.get("to", "insurance_fund"),
             amount=key_of(("liquidation", "fees", i, "amount")),
             when=_key_if(fee, "when", "liquidation", "fees", i),
         )
@@ -201,9 +211,12 @@ def build_waterfall(data: Mapping[str, Any]) -> Waterfall:
     waive = debt.get("waive_below")
     charges = tuple(
         Charge(
-            index=i, name=c["name"], at=c.get("at", "funding"),
+            index=i,
+            name=c["name"],
+            at=c.get("at", "funding"),
             every_seconds=int(c["every_seconds"]) if "every_seconds" in c else None,
-            scope=c.get("scope", "position"), amount=key_of(("charges", i, "amount")),
+            scope=c.get("scope", "position"),
+            amount=key_of(("charges", i, "amount")),
             to=c.get("to", "market"),
         )
         for i, c in enumerate(data.get("charges", []))

@@ -146,8 +146,12 @@ class _Renderer:
             text = "non-empty " + text
         if "pattern" in schema:
             text += " matching " + _code(schema["pattern"])
-        bounds = (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                  ("exclusiveMaximum", "<"))
+        bounds = (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
         for keyword, sign in bounds:
             if keyword in schema:
                 text += f", {sign} {schema[keyword]}"
@@ -185,8 +189,9 @@ class _Renderer:
         if schema.get("additionalProperties") is False:
             self.paragraph("No other keys are allowed.")
         for name in nested:
-            self.section(f"{title}.{name}", schema["properties"][name], level + 1,
-                         f"{target}.{name}")
+            self.section(
+                f"{title}.{name}", schema["properties"][name], level + 1, f"{target}.{name}"
+            )
 
     def section(self, title: str, schema: Schema, level: int, target: str) -> None:
         self.heading(level, _code(title), target)

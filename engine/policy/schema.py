@@ -7,6 +7,7 @@ expected, with a did-you-mean for misspelled keys.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -38,7 +39,9 @@ _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # j
 )
 
 
+@functools.cache
 def _validator(name: str) -> Any:
+    """One validator per packaged schema (building one resolves every `$ref` again)."""
     return _Validator(load_schema(name), format_checker=None)
 
 
@@ -110,8 +113,9 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     if keyword == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
-        return Diagnostic("E101", f"missing required key '{missing}' {where}",
-                          locate(pointer, bool(pointer)))
+        return Diagnostic(
+            "E101", f"missing required key '{missing}' {where}", locate(pointer, bool(pointer))
+        )
     if keyword == "additionalProperties":
         allowed = list(schema.get("properties", {}))
         extras = [k for k in value if k not in allowed] if isinstance(value, Mapping) else []
@@ -119,7 +123,9 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
         hint = did_you_mean(key, allowed) or (
             "allowed keys: " + ", ".join(allowed) if allowed else None
         )
-        return Diagnostic("E102", f"unknown key '{key}' {where}", locate((*pointer, key), True), hint)
+        return Diagnostic(
+            "E102", f"unknown key '{key}' {where}", locate((*pointer, key), True), hint
+        )
     if keyword == "type":
         return Diagnostic(
             "E103",
@@ -131,26 +137,36 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
         options = [str(o) for o in enum_values]
         hint = did_you_mean(str(value), options, cutoff=0.75) if isinstance(value, str) else None
         return Diagnostic(
-            "E104", f"{_show(value)} is not allowed {where}; expected one of "
+            "E104",
+            f"{_show(value)} is not allowed {where}; expected one of "
             + ", ".join(f"'{o}'" for o in options),
-            locate(pointer, False), hint,
+            locate(pointer, False),
+            hint,
         )
     if keyword == "pattern":
         description = schema.get("description", "")
         return Diagnostic(
-            "E104", f"{_show(value)} is not a valid value {where}", locate(pointer, False),
+            "E104",
+            f"{_show(value)} is not a valid value {where}",
+            locate(pointer, False),
             description.split(":")[0] if description else None,
         )
     if keyword == "propertyNames":
-        return Diagnostic("E104", f"{_show(value)} is not a valid name {where}",
-                          locate((*pointer, str(value)), True),
-                          "names are lowercase letters, digits and underscores")
+        return Diagnostic(
+            "E104",
+            f"{_show(value)} is not a valid name {where}",
+            locate((*pointer, str(value)), True),
+            "names are lowercase letters, digits and underscores",
+        )
     if keyword in ("minItems", "minLength", "minProperties"):
         return Diagnostic("E104", f"{where} must not be empty", locate(pointer, False))
     if keyword in _BOUNDS:
         bound = f"{_BOUNDS[keyword]} {_show(error.validator_value)}"
-        return Diagnostic("E104", f"{_show(value)} is out of range {where}; expected {bound}",
-                          locate(pointer, False))
+        return Diagnostic(
+            "E104",
+            f"{_show(value)} is out of range {where}; expected {bound}",
+            locate(pointer, False),
+        )
     return Diagnostic("E100", f"{error.message} {where}", locate(pointer, False))
 
 

@@ -40,7 +40,10 @@ POSITION_FIELDS: dict[str, tuple[Type, str]] = {
 ACCOUNT_FIELDS: dict[str, tuple[Type, str]] = {
     "id": (STRING, "account identifier"),
     "wallet_balance": (NUMBER, "futures wallet balance (cross collateral), settlement currency"),
-    "debt": (NUMBER, "amount the trader owes after a liquidation left a negative balance (0 if none)"),
+    "debt": (
+        NUMBER,
+        "amount the trader owes after a liquidation left a negative balance (0 if none)",
+    ),
     "debt_age": (NUMBER, "seconds since the debt arose (0 if none); for penalty interest"),
 }
 
@@ -122,6 +125,22 @@ def build_roots(
 
 
 RESERVED_NAMES = frozenset(
-    {"position", "account", "market", "order", "tables", "if", "then", "else", "and", "or", "not",
-     "true", "false", "for", "in", "where"}
+    {
+        "position",
+        "account",
+        "market",
+        "order",
+        "tables",
+        "if",
+        "then",
+        "else",
+        "and",
+        "or",
+        "not",
+        "true",
+        "false",
+        "for",
+        "in",
+        "where",
+    }
 )

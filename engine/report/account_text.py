@@ -30,8 +30,14 @@ def ratio(value: Any) -> str:
     """A ratio shown to six places with its percentage (display only)."""
     if not isinstance(value, Decimal):
         return "—"
-    shown = format_decimal(value.quantize(RATIO_PLACES)) if abs(value) < 10**12 else format_decimal(value)
-    percent = format_decimal((value * 100).quantize(Decimal("0.01"))) if abs(value) < 10**12 else "∞"
+    shown = (
+        format_decimal(value.quantize(RATIO_PLACES))
+        if abs(value) < 10**12
+        else format_decimal(value)
+    )
+    percent = (
+        format_decimal((value * 100).quantize(Decimal("0.01"))) if abs(value) < 10**12 else "∞"
+    )
     return f"{shown} ({percent} %)"
 
 
@@ -40,15 +46,20 @@ def _row(label: str, value: str, width: int = 22) -> str:
 
 
 def _tier(row: Mapping[str, Any]) -> str:
-    fields = ", ".join(f"{k} {format_decimal(v) if isinstance(v, Decimal) else v}"
-                       for k, v in row.items() if k != "tier")
+    fields = ", ".join(
+        f"{k} {format_decimal(v) if isinstance(v, Decimal) else v}"
+        for k, v in row.items()
+        if k != "tier"
+    )
     tier = row.get("tier")
     return (f"tier {format_decimal(tier)}: " if isinstance(tier, Decimal) else "") + fields
 
 
 def position_lines(position: PositionResult) -> list[str]:
     f = position.figures
-    lines = [f"{position.symbol} {position.side} {position.margin_mode}, size {money(position.size)}"]
+    lines = [
+        f"{position.symbol} {position.side} {position.margin_mode}, size {money(position.size)}"
+    ]
     lines.append(_row("notional", money(f.get("notional"))))
     lines.append(_row("unrealized PnL", money(f.get("unrealized_pnl"))))
     lines.append(_row("maintenance margin", money(f.get("maintenance_margin"))))
@@ -78,19 +89,27 @@ def liquidation_lines(liquidation: Liquidation) -> list[str]:
             f"settled at {money(order.settlement_price)}"
         )
     lines.append(f"  statement ({statement.balance}):")
-    width = max((len(_label(item.kind, item.name, item.order)) for item in statement.items), default=10)
+    width = max(
+        (len(_label(item.kind, item.name, item.order)) for item in statement.items), default=10
+    )
     for item in statement.items:
         label = _label(item.kind, item.name, item.order)
         detail = f"   {item.detail}" if item.detail else ""
         lines.append(f"    {label:<{width}}  {money(item.amount):>20}{detail}")
-    status = "yes" if statement.reconciles else f"NO, off by {money(statement.reconciliation_error)}"
+    status = (
+        "yes" if statement.reconciles else f"NO, off by {money(statement.reconciliation_error)}"
+    )
     lines.append(f"  reconciles exactly: {status}")
     if statement.remaining_margin:
-        lines.append(f"  margin still backing the open remainder: {money(statement.remaining_margin)}")
+        lines.append(
+            f"  margin still backing the open remainder: {money(statement.remaining_margin)}"
+        )
     if statement.shortfall:
         lines.append(f"  shortfall handed to the loss waterfall: {money(statement.shortfall)}")
     if liquidation.takeover_result:
-        lines.append(f"  insurance fund result of the takeover: {money(liquidation.takeover_result)}")
+        lines.append(
+            f"  insurance fund result of the takeover: {money(liquidation.takeover_result)}"
+        )
     for recipient, amount in sorted(liquidation.fees_to.items()):
         lines.append(f"  fees to {recipient}: {money(amount)}")
     return lines
@@ -99,21 +118,31 @@ def liquidation_lines(liquidation: Liquidation) -> list[str]:
 def _label(kind: str, name: str, order: int | None) -> str:
     prefix = f"#{order} " if order is not None else ""
     names = {
-        "starting_margin": "starting margin", "pnl_at_mark": "PnL at mark",
-        "slippage": "slippage", "shortfall": "shortfall covered",
-        "surplus_to_insurance_fund": "surplus to insurance fund", "final_balance": "final balance",
+        "starting_margin": "starting margin",
+        "pnl_at_mark": "PnL at mark",
+        "slippage": "slippage",
+        "shortfall": "shortfall covered",
+        "surplus_to_insurance_fund": "surplus to insurance fund",
+        "final_balance": "final balance",
     }
     return prefix + (f"fee {name}" if kind == "fee" else names.get(kind, kind))
 
 
 def render_account(result: AccountResult, *, trace: bool = False) -> str:
-    lines = [f"Account {result.account_id} under {result.policy_id} ({result.policy_digest[:19]}…)", ""]
+    lines = [
+        f"Account {result.account_id} under {result.policy_id} ({result.policy_digest[:19]}…)",
+        "",
+    ]
     for position in result.positions:
-        lines += position_lines(position) + [""]
+        lines += [*position_lines(position), ""]
     if not result.liquidations:
-        lines.append("No liquidation." if not result.triggered else "Triggered (the policy declares no steps).")
+        lines.append(
+            "No liquidation."
+            if not result.triggered
+            else "Triggered (the policy declares no steps)."
+        )
     for liquidation in result.liquidations:
-        lines += liquidation_lines(liquidation) + [""]
+        lines += [*liquidation_lines(liquidation), ""]
     if trace:
         lines.append("Trace:")
         for entry in result.trace:

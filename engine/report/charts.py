@@ -73,15 +73,16 @@ def _places(step: float) -> int:
     return 6
 
 
-def downsample(points: Sequence[tuple[float, float]],
-               limit: int = MAX_POINTS) -> list[tuple[float, float]]:
+def downsample(
+    points: Sequence[tuple[float, float]], limit: int = MAX_POINTS
+) -> list[tuple[float, float]]:
     """At most about `limit` points, keeping each bucket's lowest and highest (minima survive)."""
     if len(points) <= limit:
         return list(points)
     size = math.ceil(len(points) / (limit / 2))
     kept: list[tuple[float, float]] = []
     for start in range(0, len(points), size):
-        bucket = points[start:start + size]
+        bucket = points[start : start + size]
         low = min(bucket, key=lambda p: p[1])
         high = max(bucket, key=lambda p: p[1])
         kept += sorted({low, high}, key=lambda p: p[0])
@@ -105,22 +106,36 @@ def _legend_layout(names: Sequence[str], left: float, width: float) -> list[tupl
 def _marker(kind: str, x: float, y: float, colour: str) -> str:
     r = 3.5
     if kind == "square":
-        return (f'<rect x="{_num(x - r)}" y="{_num(y - r)}" width="{_num(2 * r)}" '
-                f'height="{_num(2 * r)}" fill="{colour}"/>')
+        return (
+            f'<rect x="{_num(x - r)}" y="{_num(y - r)}" width="{_num(2 * r)}" '
+            f'height="{_num(2 * r)}" fill="{colour}"/>'
+        )
     if kind == "triangle":
-        return (f'<polygon points="{_num(x)},{_num(y - r - 1)} {_num(x - r - 0.5)},{_num(y + r)} '
-                f'{_num(x + r + 0.5)},{_num(y + r)}" fill="{colour}"/>')
+        return (
+            f'<polygon points="{_num(x)},{_num(y - r - 1)} {_num(x - r - 0.5)},{_num(y + r)} '
+            f'{_num(x + r + 0.5)},{_num(y + r)}" fill="{colour}"/>'
+        )
     if kind == "diamond":
-        return (f'<polygon points="{_num(x)},{_num(y - r - 1)} {_num(x + r + 1)},{_num(y)} '
-                f'{_num(x)},{_num(y + r + 1)} {_num(x - r - 1)},{_num(y)}" fill="{colour}"/>')
+        return (
+            f'<polygon points="{_num(x)},{_num(y - r - 1)} {_num(x + r + 1)},{_num(y)} '
+            f'{_num(x)},{_num(y + r + 1)} {_num(x - r - 1)},{_num(y)}" fill="{colour}"/>'
+        )
     return f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{_num(r)}" fill="{colour}"/>'
 
 
 class _Frame:
     """Plot area, scales and the shared parts of every chart (title, axes, legend)."""
 
-    def __init__(self, chart_id: str, title: str, description: str, *, width: int, height: int,
-                 legend: Sequence[str]) -> None:
+    def __init__(
+        self,
+        chart_id: str,
+        title: str,
+        description: str,
+        *,
+        width: int,
+        height: int,
+        legend: Sequence[str],
+    ) -> None:
         self.id, self.title, self.description = chart_id, title, description
         self.width, self.left, self.right, self.top = width, 84, 24, 44
         self.legend = _legend_layout(legend, self.left, width - self.left - self.right)
@@ -138,67 +153,97 @@ class _Frame:
         span = (high - low) or 1.0
         return lambda v: self.plot_bottom - (v - low) / span * (self.plot_bottom - self.top)
 
-    def y_axis(self, ticks: Sequence[float], label: str,
-               fmt: Formatter | None) -> Callable[[float], float]:
+    def y_axis(
+        self, ticks: Sequence[float], label: str, fmt: Formatter | None
+    ) -> Callable[[float], float]:
         y = self.y_scale(ticks)
         step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
         self.parts.append('<g class="grid" stroke="#ddd" stroke-width="1">')
         right = _num(self.width - self.right)
-        self.parts += [f'<line x1="{self.left}" x2="{right}" y1="{_num(y(t))}" y2="{_num(y(t))}"/>'
-                       for t in ticks]
+        self.parts += [
+            f'<line x1="{self.left}" x2="{right}" y1="{_num(y(t))}" y2="{_num(y(t))}"/>'
+            for t in ticks
+        ]
         self.parts.append('</g><g class="y-ticks" text-anchor="end" font-size="11">')
-        self.parts += [f'<text x="{self.left - 6}" y="{_num(y(t) + 4)}">'
-                       f'{escape(fmt(t) if fmt else tick_label(t, step))}</text>' for t in ticks]
+        self.parts += [
+            f'<text x="{self.left - 6}" y="{_num(y(t) + 4)}">'
+            f"{escape(fmt(t) if fmt else tick_label(t, step))}</text>"
+            for t in ticks
+        ]
         middle = (self.top + self.plot_bottom) / 2
-        self.parts.append(f'</g><text class="axis-label" font-size="{FONT}" text-anchor="middle" '
-                          f'transform="translate(16 {_num(middle)}) rotate(-90)">'
-                          f'{escape(label)}</text>')
+        self.parts.append(
+            f'</g><text class="axis-label" font-size="{FONT}" text-anchor="middle" '
+            f'transform="translate(16 {_num(middle)}) rotate(-90)">'
+            f"{escape(label)}</text>"
+        )
         return y
 
     def x_axis(self, ticks: Sequence[tuple[float, str]], label: str) -> None:
         bottom = self.plot_bottom
-        self.parts.append(f'<line class="axis" x1="{self.left}" '
-                          f'x2="{_num(self.width - self.right)}" y1="{_num(bottom)}" '
-                          f'y2="{_num(bottom)}" stroke="#555"/>')
+        self.parts.append(
+            f'<line class="axis" x1="{self.left}" '
+            f'x2="{_num(self.width - self.right)}" y1="{_num(bottom)}" '
+            f'y2="{_num(bottom)}" stroke="#555"/>'
+        )
         self.parts.append('<g class="x-ticks" text-anchor="middle" font-size="11">')
         for x, text in ticks:
-            self.parts.append(f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{_num(bottom)}" '
-                              f'y2="{_num(bottom + 4)}" stroke="#555"/>')
+            self.parts.append(
+                f'<line x1="{_num(x)}" x2="{_num(x)}" y1="{_num(bottom)}" '
+                f'y2="{_num(bottom + 4)}" stroke="#555"/>'
+            )
             self.parts.append(f'<text x="{_num(x)}" y="{_num(bottom + 17)}">{escape(text)}</text>')
-        self.parts.append(f'</g><text class="axis-label" font-size="{FONT}" text-anchor="middle" '
-                          f'x="{_num(self.left + self.plot_width / 2)}" y="{_num(bottom + 38)}">'
-                          f'{escape(label)}</text>')
+        self.parts.append(
+            f'</g><text class="axis-label" font-size="{FONT}" text-anchor="middle" '
+            f'x="{_num(self.left + self.plot_width / 2)}" y="{_num(bottom + 38)}">'
+            f"{escape(label)}</text>"
+        )
 
-    def legend_items(self, names: Sequence[str],
-                     swatch: Callable[[int, float, float], str]) -> None:
+    def legend_items(
+        self, names: Sequence[str], swatch: Callable[[int, float, float], str]
+    ) -> None:
         base = self.plot_bottom + 58
         self.parts.append(f'<g class="legend" font-size="{FONT}">')
         for index, (name, (x, y)) in enumerate(zip(names, self.legend, strict=True)):
             self.parts.append(swatch(index, x, base + y))
-            self.parts.append(f'<text x="{_num(x + 34)}" y="{_num(base + y + 4)}">'
-                              f'{escape(name)}</text>')
+            self.parts.append(
+                f'<text x="{_num(x + 34)}" y="{_num(base + y + 4)}">{escape(name)}</text>'
+            )
         self.parts.append("</g>")
 
     def svg(self) -> str:
-        head = (f'<svg id="{escape(self.id)}" class="chart" '
-                f'viewBox="0 0 {self.width} {self.height}" '
-                f'width="{self.width}" height="{self.height}" role="img" '
-                f'aria-labelledby="{escape(self.id)}-title {escape(self.id)}-desc" '
-                f'font-family="system-ui, sans-serif">'
-                f'<title id="{escape(self.id)}-title">{escape(self.title)}</title>'
-                f'<desc id="{escape(self.id)}-desc">{escape(self.description)}</desc>'
-                f'<text class="chart-title" x="{self.left}" y="24" font-size="15" '
-                f'font-weight="bold">{escape(self.title)}</text>')
+        head = (
+            f'<svg id="{escape(self.id)}" class="chart" '
+            f'viewBox="0 0 {self.width} {self.height}" '
+            f'width="{self.width}" height="{self.height}" role="img" '
+            f'aria-labelledby="{escape(self.id)}-title {escape(self.id)}-desc" '
+            f'font-family="system-ui, sans-serif">'
+            f'<title id="{escape(self.id)}-title">{escape(self.title)}</title>'
+            f'<desc id="{escape(self.id)}-desc">{escape(self.description)}</desc>'
+            f'<text class="chart-title" x="{self.left}" y="24" font-size="15" '
+            f'font-weight="bold">{escape(self.title)}</text>'
+        )
         return head + "".join(self.parts) + "</svg>"
 
 
-def line_chart(*, chart_id: str, title: str, description: str, series: Sequence[Series],
-               x_label: str, y_label: str, x_format: Formatter | None = None,
-               log_x: bool = False, x_ticks: Sequence[float] | None = None,
-               markers: bool = False, width: int = 760, height: int = 380) -> str:
+def line_chart(
+    *,
+    chart_id: str,
+    title: str,
+    description: str,
+    series: Sequence[Series],
+    x_label: str,
+    y_label: str,
+    x_format: Formatter | None = None,
+    log_x: bool = False,
+    x_ticks: Sequence[float] | None = None,
+    markers: bool = False,
+    width: int = 760,
+    height: int = 380,
+) -> str:
     """Lines over a shared x axis (optionally logarithmic), one per series."""
-    frame = _Frame(chart_id, title, description, width=width, height=height,
-                   legend=[s.name for s in series])
+    frame = _Frame(
+        chart_id, title, description, width=width, height=height, legend=[s.name for s in series]
+    )
     xs = [x for s in series for x, _ in s.points] or [0.0, 1.0]
     ys = [y for s in series for _, y in s.points if y is not None] or [0.0, 1.0]
     y_ticks = nice_ticks(min(ys), max(ys))
@@ -221,8 +266,9 @@ def line_chart(*, chart_id: str, title: str, description: str, series: Sequence[
     else:
         chosen = [t for t in x_ticks if min(xs) <= t <= max(xs)]
     step = chosen[1] - chosen[0] if len(chosen) > 1 else 1.0
-    frame.x_axis([(x(t), x_format(t) if x_format else tick_label(t, step)) for t in chosen],
-                 x_label)
+    frame.x_axis(
+        [(x(t), x_format(t) if x_format else tick_label(t, step)) for t in chosen], x_label
+    )
     frame.parts.append('<g class="series" fill="none" stroke-width="2" stroke-linejoin="round">')
     for index, item in enumerate(series):
         colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
@@ -235,12 +281,16 @@ def line_chart(*, chart_id: str, title: str, description: str, series: Sequence[
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         frame.parts.append(f'<g class="line"><title>{escape(item.name)}</title>')
         for segment in filter(None, segments):
-            path = " ".join(f"{'M' if i == 0 else 'L'}{_num(x(px))},{_num(y(py))}"
-                            for i, (px, py) in enumerate(downsample(segment)))
+            path = " ".join(
+                f"{'M' if i == 0 else 'L'}{_num(x(px))},{_num(y(py))}"
+                for i, (px, py) in enumerate(downsample(segment))
+            )
             frame.parts.append(f'<path d="{path}" stroke="{colour}"{dash_attr}/>')
             if markers:
-                frame.parts += [_marker(MARKERS[index % len(MARKERS)], x(px), y(py), colour)
-                                for px, py in segment]
+                frame.parts += [
+                    _marker(MARKERS[index % len(MARKERS)], x(px), y(py), colour)
+                    for px, py in segment
+                ]
         frame.parts.append("</g>")
     frame.parts.append("</g>")
 
@@ -248,19 +298,36 @@ def line_chart(*, chart_id: str, title: str, description: str, series: Sequence[
         colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         mark = _marker(MARKERS[index % len(MARKERS)], sx + 14, sy, colour) if markers else ""
-        return (f'<line x1="{_num(sx)}" x2="{_num(sx + 28)}" y1="{_num(sy)}" y2="{_num(sy)}" '
-                f'stroke="{colour}" stroke-width="2"{dash_attr}/>{mark}')
+        return (
+            f'<line x1="{_num(sx)}" x2="{_num(sx + 28)}" y1="{_num(sy)}" y2="{_num(sy)}" '
+            f'stroke="{colour}" stroke-width="2"{dash_attr}/>{mark}'
+        )
 
     frame.legend_items([s.name for s in series], swatch)
     return frame.svg()
 
 
-def bar_chart(*, chart_id: str, title: str, description: str, categories: Sequence[str],
-              groups: Sequence[tuple[str, Sequence[tuple[float, str]]]], y_label: str,
-              x_label: str = "", width: int = 760, height: int = 400) -> str:
+def bar_chart(
+    *,
+    chart_id: str,
+    title: str,
+    description: str,
+    categories: Sequence[str],
+    groups: Sequence[tuple[str, Sequence[tuple[float, str]]]],
+    y_label: str,
+    x_label: str = "",
+    width: int = 760,
+    height: int = 400,
+) -> str:
     """Grouped bars: one group per category, one bar per series (value, exact label)."""
-    frame = _Frame(chart_id, title, description, width=width, height=height,
-                   legend=[name for name, _ in groups])
+    frame = _Frame(
+        chart_id,
+        title,
+        description,
+        width=width,
+        height=height,
+        legend=[name for name, _ in groups],
+    )
     values = [v for _, bars in groups for v, _ in bars] + [0.0]
     ticks = nice_ticks(min(values), max(values))
     y = frame.y_axis(ticks, y_label, None)
@@ -287,13 +354,18 @@ def bar_chart(*, chart_id: str, title: str, description: str, categories: Sequen
             frame.parts.append(
                 f'<rect x="{_num(bx)}" y="{_num(top)}" width="{_num(bar - 2)}" '
                 f'height="{_num(max(bottom - top, 0.5))}" fill="{colour}">'
-                f'<title>{escape(f"{name}, {categories[position]}: {shown}")}</title></rect>')
-    frame.parts.append(f'</g><line class="zero" x1="{frame.left}" x2="{_num(width - frame.right)}" '
-                       f'y1="{_num(zero)}" y2="{_num(zero)}" stroke="#333"/>')
+                f"<title>{escape(f'{name}, {categories[position]}: {shown}')}</title></rect>"
+            )
+    frame.parts.append(
+        f'</g><line class="zero" x1="{frame.left}" x2="{_num(width - frame.right)}" '
+        f'y1="{_num(zero)}" y2="{_num(zero)}" stroke="#333"/>'
+    )
 
     def swatch(index: int, sx: float, sy: float) -> str:
-        return (f'<rect x="{_num(sx + 6)}" y="{_num(sy - 7)}" width="16" height="14" '
-                f'fill="{PALETTE[index % len(PALETTE)]}"/>')
+        return (
+            f'<rect x="{_num(sx + 6)}" y="{_num(sy - 7)}" width="16" height="14" '
+            f'fill="{PALETTE[index % len(PALETTE)]}"/>'
+        )
 
     frame.legend_items([name for name, _ in groups], swatch)
     return frame.svg()

@@ -55,15 +55,20 @@ def _e(text: object) -> str:
 
 def summary_table(comparison: Comparison) -> list[str]:
     ids = comparison.policy_ids
-    lines = ['<table class="summary">', "<caption>Side by side: each policy on the same book and "
-             "scenario (highlighted rows differ)</caption>",
-             '<thead><tr><th scope="col">Figure</th>']
+    lines = [
+        '<table class="summary">',
+        "<caption>Side by side: each policy on the same book and "
+        "scenario (highlighted rows differ)</caption>",
+        '<thead><tr><th scope="col">Figure</th>',
+    ]
     lines += [f'<th scope="col">{_e(pid)}</th>' for pid in ids]
     lines.append("</tr></thead><tbody>")
     for row in summary_rows(comparison.results):
         if row.values and row.values[0] is None:
-            lines.append(f'<tr class="group"><th scope="row" class="text" colspan="{len(ids) + 1}">'
-                         f"{_e(row.label)}</th></tr>")
+            lines.append(
+                f'<tr class="group"><th scope="row" class="text" colspan="{len(ids) + 1}">'
+                f"{_e(row.label)}</th></tr>"
+            )
             continue
         css = ' class="differs"' if row.differs else ""
         header = "sub text" if row.level else "text"
@@ -71,8 +76,10 @@ def summary_table(comparison: Comparison) -> list[str]:
         for short, exact in zip(row.shown(), row.shown(shorten=False), strict=True):
             title = f' title="{_e(exact)}"' if short != exact else ""
             cells.append(f'<td class="num"{title}>{_e(short)}</td>')
-        lines.append(f'<tr{css} data-key="{_e(row.key)}"><th scope="row" class="{header}">'
-                     f"{_e(row.label)}</th>{''.join(cells)}</tr>")
+        lines.append(
+            f'<tr{css} data-key="{_e(row.key)}"><th scope="row" class="{header}">'
+            f"{_e(row.label)}</th>{''.join(cells)}</tr>"
+        )
     lines.append("</tbody></table>")
     return lines
 
@@ -81,15 +88,20 @@ def fund_chart(comparison: Comparison) -> str:
     last = max((t for r in comparison.results for t, _ in r.insurance_fund_series), default=0)
     minutes = last > 180
     scale = 60.0 if minutes else 1.0
-    series = [Series(r.policy_id, tuple((t / scale, float(v)) for t, v in r.insurance_fund_series))
-              for r in comparison.results]
-    lows = ", ".join(f"{r.policy_id} from {money(r.insurance_fund['start'])} to a minimum of "
-                     f"{money(r.insurance_fund['min'])}, ending at {money(r.insurance_fund['end'])}"
-                     for r in comparison.results)
+    series = [
+        Series(r.policy_id, tuple((t / scale, float(v)) for t, v in r.insurance_fund_series))
+        for r in comparison.results
+    ]
+    lows = ", ".join(
+        f"{r.policy_id} from {money(r.insurance_fund['start'])} to a minimum of "
+        f"{money(r.insurance_fund['min'])}, ending at {money(r.insurance_fund['end'])}"
+        for r in comparison.results
+    )
     return line_chart(
-        chart_id="chart-insurance-fund", title=FUND_CHART,
+        chart_id="chart-insurance-fund",
+        title=FUND_CHART,
         description=f"Total insurance-fund balance at every step of the scenario, per policy: "
-                    f"{lows}.",
+        f"{lows}.",
         series=series,
         x_label="time since the scenario start (" + ("minutes)" if minutes else "seconds)"),
         y_label="insurance fund (settlement currency)",
@@ -101,14 +113,21 @@ def money_chart(comparison: Comparison) -> str:
     groups = []
     for result in comparison.results:
         went = result.where_the_money_went()
-        groups.append((result.policy_id, [(float(went[key]), money(went[key]))
-                                          for key, _ in MONEY_DESTINATIONS]))
+        groups.append(
+            (
+                result.policy_id,
+                [(float(went[key]), money(went[key])) for key, _ in MONEY_DESTINATIONS],
+            )
+        )
     return bar_chart(
-        chart_id="chart-money", title=MONEY_CHART,
+        chart_id="chart-money",
+        title=MONEY_CHART,
         description="Liquidated traders' losses by destination, one bar per policy in each group "
-                    "(negative: paid out, e.g. by the insurance fund). Exact figures are in the "
-                    "table.",
-        categories=categories, groups=groups, y_label="amount (settlement currency)",
+        "(negative: paid out, e.g. by the insurance fund). Exact figures are in the "
+        "table.",
+        categories=categories,
+        groups=groups,
+        y_label="amount (settlement currency)",
     )
 
 
@@ -117,17 +136,24 @@ def curve_chart(comparison: Comparison) -> str:
     series = []
     for pid in comparison.policy_ids:
         points = curve.points.get(pid, ()) if curve is not None else ()
-        quoted = [(float(lev), float(price) if price is not None else None)
-                  for lev, price in points]
+        quoted = [
+            (float(lev), float(price) if price is not None else None) for lev, price in points
+        ]
         name = pid if any(p is not None for _, p in quoted) else f"{pid} (no price quoted)"
         series.append(Series(name, tuple(quoted)))
     caption = curve_caption(curve) if curve is not None else "No reference position"
     return line_chart(
-        chart_id="chart-leverage", title=CURVE_CHART,
+        chart_id="chart-leverage",
+        title=CURVE_CHART,
         description=f"{caption}, per policy (logarithmic leverage axis; a gap means no "
-                    "liquidation price at that leverage).",
-        series=series, x_label="leverage (logarithmic)", y_label="liquidation price",
-        x_format=lambda v: f"{v:g}x", log_x=True, x_ticks=LEVERAGE_TICKS, markers=True,
+        "liquidation price at that leverage).",
+        series=series,
+        x_label="leverage (logarithmic)",
+        y_label="liquidation price",
+        x_format=lambda v: f"{v:g}x",
+        log_x=True,
+        x_ticks=LEVERAGE_TICKS,
+        markers=True,
     )
 
 
@@ -136,16 +162,20 @@ def differences_section(comparison: Comparison) -> list[str]:
     lines = ["<section>", "<h2>Accounts whose fate differs most</h2>"]
     if not comparison.differences:
         return [*lines, "<p>Every account fared the same under every policy.</p>", "</section>"]
-    lines.append('<table class="differences"><caption>Largest difference in loss first</caption>'
-                 '<thead><tr><th scope="col">Account</th><th scope="col">Loss differs by</th>')
+    lines.append(
+        '<table class="differences"><caption>Largest difference in loss first</caption>'
+        '<thead><tr><th scope="col">Account</th><th scope="col">Loss differs by</th>'
+    )
     lines += [f'<th scope="col" class="text">{_e(pid)}</th>' for pid in ids]
     lines.append('<th scope="col" class="text">Why</th></tr></thead><tbody>')
     for difference in comparison.differences:
         fates = "".join(f'<td class="text">{_e(fate_text(f))}</td>' for f in difference.fates)
         reasons = "".join(f"<li>{_e(r)}</li>" for r in difference.reasons)
-        lines.append(f'<tr><th scope="row" class="text"><code>{_e(difference.account_id)}</code>'
-                     f'</th><td class="num">{_e(money(difference.spread))}</td>{fates}'
-                     f'<td class="text"><ul>{reasons}</ul></td></tr>')
+        lines.append(
+            f'<tr><th scope="row" class="text"><code>{_e(difference.account_id)}</code>'
+            f'</th><td class="num">{_e(money(difference.spread))}</td>{fates}'
+            f'<td class="text"><ul>{reasons}</ul></td></tr>'
+        )
     return [*lines, "</tbody></table>", "</section>"]
 
 
@@ -154,13 +184,18 @@ def curve_table(comparison: Comparison) -> list[str]:
     if curve is None:
         return []
     ids = comparison.policy_ids
-    lines = [f'<table class="curve"><caption>{_e(curve_caption(curve))}</caption><thead><tr>'
-             '<th scope="col">Leverage</th>']
+    lines = [
+        f'<table class="curve"><caption>{_e(curve_caption(curve))}</caption><thead><tr>'
+        '<th scope="col">Leverage</th>'
+    ]
     lines += [f'<th scope="col">{_e(pid)}</th>' for pid in ids]
     lines.append("</tr></thead><tbody>")
     for label, prices in curve_rows(curve, ids):
-        lines.append(f'<tr><th scope="row" class="text">{_e(label)}</th>'
-                     + "".join(f'<td class="num">{_e(p)}</td>' for p in prices) + "</tr>")
+        lines.append(
+            f'<tr><th scope="row" class="text">{_e(label)}</th>'
+            + "".join(f'<td class="num">{_e(p)}</td>' for p in prices)
+            + "</tr>"
+        )
     return [*lines, "</tbody></table>"]
 
 
@@ -172,42 +207,68 @@ def _sources(sources: Sequence[Mapping[str, object]]) -> list[str]:
     items = []
     for source in sources:
         title, url = source.get("title", ""), source.get("url", "")
-        items.append(f"<li>{_e(title)} <span class=\"muted\">({_e(url)})</span></li>")
-    return ["<ul class=\"sources\">", *items, "</ul>"] if items else []
+        items.append(f'<li>{_e(title)} <span class="muted">({_e(url)})</span></li>')
+    return ['<ul class="sources">', *items, "</ul>"] if items else []
 
 
 def render_comparison_html(comparison: Comparison) -> str:
     scenario = comparison.scenario
     title = f"liqpolicy comparison: {scenario.title}"
     lines = [
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>", "<main>",
+        f"<title>{_e(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        "<main>",
         f"<h1>{_e(scenario.title)}</h1>",
         f'<p class="muted">Scenario <code>{_e(scenario.id)}</code>, '
         f"{len(scenario.times()):,} steps of {scenario.step_seconds} s; book "
         f"<code>{_e(comparison.book_path or '(in memory)')}</code>, "
         f"{comparison.book_size:,} accounts.</p>",
-        "<ul class=\"policies\">",
-        *(f"<li><strong>{_e(r.policy_id)}</strong>: {_e(r.policy_title)} "
-          f"<code>{_e(r.policy_digest[:19])}…</code></li>" for r in comparison.results),
-        "</ul>", "<section>", "<h2>Side by side</h2>", *summary_table(comparison), "</section>",
-        "<section>", "<h2>Charts</h2>",
+        '<ul class="policies">',
+        *(
+            f"<li><strong>{_e(r.policy_id)}</strong>: {_e(r.policy_title)} "
+            f"<code>{_e(r.policy_digest[:19])}…</code></li>"
+            for r in comparison.results
+        ),
+        "</ul>",
+        "<section>",
+        "<h2>Side by side</h2>",
+        *summary_table(comparison),
+        "</section>",
+        "<section>",
+        "<h2>Charts</h2>",
         *_figure(fund_chart(comparison), "Insurance fund (all pools together) at every step."),
-        *_figure(money_chart(comparison), "Hover a bar for its exact amount; the table above "
-                                          "lists every figure exactly."),
+        *_figure(
+            money_chart(comparison),
+            "Hover a bar for its exact amount; the table above lists every figure exactly.",
+        ),
         "</section>",
         *(differences_section(comparison) if len(comparison.results) > 1 else []),
-        "<section>", f"<h2>{_e(CURVE_CHART)}</h2>",
-        *_figure(curve_chart(comparison), "How far the price may move against a fresh position "
-                                          "before each policy liquidates it."),
-        *curve_table(comparison), "</section>",
-        "<section>", "<h2>About the scenario</h2>", f"<p>{_e(scenario.description)}</p>",
-        *_sources(list(scenario.sources)), "</section>",
+        "<section>",
+        f"<h2>{_e(CURVE_CHART)}</h2>",
+        *_figure(
+            curve_chart(comparison),
+            "How far the price may move against a fresh position before each policy liquidates it.",
+        ),
+        *curve_table(comparison),
+        "</section>",
+        "<section>",
+        "<h2>About the scenario</h2>",
+        f"<p>{_e(scenario.description)}</p>",
+        *_sources(list(scenario.sources)),
+        "</section>",
         f'<footer class="muted"><p>Generated by liqpolicy {_e(__version__)}. Figures are exact '
         "decimals; ratios are shown to six places (hover for the exact value). "
         "<code>liqpolicy compare --format json</code> gives every figure as an exact string.</p>"
         "</footer>",
-        "</main>", "</body>", "</html>",
+        "</main>",
+        "</body>",
+        "</html>",
     ]
     return "\n".join(lines) + "\n"

@@ -21,8 +21,9 @@ def cell(text: str, *, code: bool = False) -> str:
     return flat.replace("|", "\\|")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
-          right: Sequence[int] | None = None) -> list[str]:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] | None = None
+) -> list[str]:
     """A Markdown table of cells already escaped with :func:`cell`; the `right` columns
     (default: all but the first) are right-aligned."""
     numeric = set(range(1, len(headers)) if right is None else right)
@@ -36,14 +37,18 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     scenario = comparison.scenario
     ids = comparison.policy_ids
     lines = [
-        f"# {cell(scenario.title)}", "",
+        f"# {cell(scenario.title)}",
+        "",
         f"Scenario `{cell(scenario.id, code=True)}` ({len(scenario.times()):,} steps of "
         f"{scenario.step_seconds} s), book "
         f"`{cell(comparison.book_path or '(in memory)', code=True)}` "
-        f"({comparison.book_size:,} accounts).", "",
+        f"({comparison.book_size:,} accounts).",
+        "",
     ]
-    lines += [f"- **{cell(r.policy_id)}**: {cell(r.policy_title)} (`{r.policy_digest[:19]}…`)"
-              for r in comparison.results]
+    lines += [
+        f"- **{cell(r.policy_id)}**: {cell(r.policy_title)} (`{r.policy_digest[:19]}…`)"
+        for r in comparison.results
+    ]
     lines += ["", "## Side by side", ""]
     rows = []
     for row in summary_rows(comparison.results):
@@ -62,15 +67,25 @@ def render_comparison_markdown(comparison: Comparison) -> str:
         lines.append("Largest difference in loss (end equity against start equity) first.")
         lines.append("")
         rows = [
-            [f"`{cell(d.account_id, code=True)}`", money(d.spread),
-             *(cell(fate_text(f)) for f in d.fates), cell("; ".join(d.reasons))]
+            [
+                f"`{cell(d.account_id, code=True)}`",
+                money(d.spread),
+                *(cell(fate_text(f)) for f in d.fates),
+                cell("; ".join(d.reasons)),
+            ]
             for d in comparison.differences
         ]
         lines += table(["Account", "Loss differs by", *headers, "Why"], rows, right=[1])
     curve = comparison.curve
     if curve is not None:
-        lines += ["", "## Liquidation price against leverage", "",
-                  cell(curve_caption(curve)) + ".", ""]
-        lines += table(["Leverage", *headers],
-                       [[label, *prices] for label, prices in curve_rows(curve, ids)])
+        lines += [
+            "",
+            "## Liquidation price against leverage",
+            "",
+            cell(curve_caption(curve)) + ".",
+            "",
+        ]
+        lines += table(
+            ["Leverage", *headers], [[label, *prices] for label, prices in curve_rows(curve, ids)]
+        )
     return "\n".join(lines) + "\n"

@@ -161,8 +161,10 @@ def fate_text(fate: Fate, *, shorten: bool = True) -> str:
 
 
 def curve_caption(curve: LeverageCurve) -> str:
-    return (f"Liquidation price of {format_decimal(curve.quantity)} {curve.instrument} "
-            f"{curve.side} entered at {money(curve.entry_price)}, by leverage")
+    return (
+        f"Liquidation price of {format_decimal(curve.quantity)} {curve.instrument} "
+        f"{curve.side} entered at {money(curve.entry_price)}, by leverage"
+    )
 
 
 def curve_rows(curve: LeverageCurve, policy_ids: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -183,17 +185,23 @@ def curve_rows(curve: LeverageCurve, policy_ids: Sequence[str]) -> list[tuple[st
 def heading(comparison: Comparison) -> list[str]:
     scenario = comparison.scenario
     steps = len(scenario.times())
-    lines = [f"Scenario: {scenario.id} — {scenario.title} ({steps:,} steps)",
-             f"Book: {comparison.book_path or '(in memory)'} ({comparison.book_size:,} accounts)"]
-    lines += [f"Policy {r.policy_id}: {r.policy_title} ({r.policy_digest[:19]}…)"
-              for r in comparison.results]
+    lines = [
+        f"Scenario: {scenario.id} — {scenario.title} ({steps:,} steps)",
+        f"Book: {comparison.book_path or '(in memory)'} ({comparison.book_size:,} accounts)",
+    ]
+    lines += [
+        f"Policy {r.policy_id}: {r.policy_title} ({r.policy_digest[:19]}…)"
+        for r in comparison.results
+    ]
     return lines
 
 
 def table_lines(headers: Sequence[str], rows: Sequence[Row], *, label_width: int = 0) -> list[str]:
     """An aligned table: labels left, one right-aligned column per policy."""
-    cells = [row.shown() if row.values and row.values[0] is not None else ["" for _ in row.values]
-             for row in rows]
+    cells = [
+        row.shown() if row.values and row.values[0] is not None else ["" for _ in row.values]
+        for row in rows
+    ]
     labels = [("  " * row.level) + row.label for row in rows]
     width = max([label_width, *map(len, labels)])
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
@@ -204,8 +212,9 @@ def table_lines(headers: Sequence[str], rows: Sequence[Row], *, label_width: int
     return out
 
 
-def difference_lines(differences: Sequence[AccountDifference],
-                     policy_ids: Sequence[str]) -> list[str]:
+def difference_lines(
+    differences: Sequence[AccountDifference], policy_ids: Sequence[str]
+) -> list[str]:
     if not differences:
         return ["  Every account fared the same under every policy."]
     width = max(len(pid) for pid in policy_ids)
@@ -225,8 +234,11 @@ def render_comparison(comparison: Comparison) -> str:
     lines = [*heading(comparison), ""]
     lines += table_lines(ids, summary_rows(comparison.results))
     if len(ids) > 1:
-        lines += ["", f"Accounts whose fate differs most ({len(comparison.differences)} shown, "
-                      "largest difference in loss first)"]
+        lines += [
+            "",
+            f"Accounts whose fate differs most ({len(comparison.differences)} shown, "
+            "largest difference in loss first)",
+        ]
         lines += difference_lines(comparison.differences, ids)
     curve = comparison.curve
     if curve is not None:
@@ -236,36 +248,51 @@ def render_comparison(comparison: Comparison) -> str:
         headers = (p.rjust(w) for p, w in zip(ids, widths, strict=True))
         lines.append("  ".join(["  leverage", *headers]))
         for label, prices in rows:
-            lines.append("  ".join([f"  {label:>8}",
-                                    *(p.rjust(w) for p, w in zip(prices, widths, strict=True))]))
+            lines.append(
+                "  ".join(
+                    [f"  {label:>8}", *(p.rjust(w) for p, w in zip(prices, widths, strict=True))]
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
 def render_result(result: SimulationResult, *, events: bool = False) -> str:
     """One simulation as plain text (`liqpolicy simulate`); with `events`, every liquidation."""
-    lines = [f"Policy {result.policy_id}: {result.policy_title} ({result.policy_digest[:19]}…)",
-             f"Scenario {result.scenario_id}: {result.steps:,} steps, {result.accounts:,} accounts",
-             ""]
+    lines = [
+        f"Policy {result.policy_id}: {result.policy_title} ({result.policy_digest[:19]}…)",
+        f"Scenario {result.scenario_id}: {result.steps:,} steps, {result.accounts:,} accounts",
+        "",
+    ]
     lines += table_lines([result.policy_id], summary_rows([result]))
     if result.clawbacks:
         lines += ["", "Clawbacks:"]
-        lines += [f"  t={c.time} s: uncovered {money(c.uncovered)} over profit "
-                  f"{money(c.total_profit)}, rate {ratio_text(c.rate)}, collected "
-                  f"{money(c.collected)} from {c.payers:,} accounts, written off "
-                  f"{money(c.written_off)}" for c in result.clawbacks]
+        lines += [
+            f"  t={c.time} s: uncovered {money(c.uncovered)} over profit "
+            f"{money(c.total_profit)}, rate {ratio_text(c.rate)}, collected "
+            f"{money(c.collected)} from {c.payers:,} accounts, written off "
+            f"{money(c.written_off)}"
+            for c in result.clawbacks
+        ]
     if events:
         lines += ["", f"Liquidations ({len(result.events):,}):"]
         for event in result.events:
             statement = event.liquidation.statement
             kind = "full" if statement.fully_liquidated else "partial"
-            lines.append(f"  t={event.time} s  {event.account_id}  {statement.unit}: {kind}, "
-                         f"{len(statement.orders)} order(s), fees "
-                         f"{money(statement.fees_collected)}, shortfall "
-                         f"{money(statement.shortfall)}  [{statement.event_id}]")
-            lines += [f"      {a.stage}: {money(a.amount)}"
-                      + (f"  ({a.detail})" if a.detail else "") for a in event.allocations]
+            lines.append(
+                f"  t={event.time} s  {event.account_id}  {statement.unit}: {kind}, "
+                f"{len(statement.orders)} order(s), fees "
+                f"{money(statement.fees_collected)}, shortfall "
+                f"{money(statement.shortfall)}  [{statement.event_id}]"
+            )
+            lines += [
+                f"      {a.stage}: {money(a.amount)}" + (f"  ({a.detail})" if a.detail else "")
+                for a in event.allocations
+            ]
         if result.deleverages:
             lines += ["", f"ADL deleverages ({len(result.deleverages):,}):"]
-            lines += [f"  t={d.time} s  {d.account_id}  {d.symbol} {d.side} {money(d.quantity)} at "
-                      f"{money(d.price)}, haircut {money(d.haircut)}" for d in result.deleverages]
+            lines += [
+                f"  t={d.time} s  {d.account_id}  {d.symbol} {d.side} {money(d.quantity)} at "
+                f"{money(d.price)}, haircut {money(d.haircut)}"
+                for d in result.deleverages
+            ]
     return "\n".join(lines) + "\n"

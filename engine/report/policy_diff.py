@@ -54,9 +54,13 @@ class DiffSection:
         return sum(1 for row in self.rows if not row.same)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "note": self.note, "differences": self.differences,
-                "expressions": self.code,
-                "rows": [row.as_dict() for row in self.rows]}
+        return {
+            "title": self.title,
+            "note": self.note,
+            "differences": self.differences,
+            "expressions": self.code,
+            "rows": [row.as_dict() for row in self.rows],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +77,12 @@ class PolicyDiff:
         return next(s for s in self.sections if s.title == title)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"a": dict(self.a), "b": dict(self.b), "differences": self.differences,
-                "sections": [s.as_dict() for s in self.sections]}
+        return {
+            "a": dict(self.a),
+            "b": dict(self.b),
+            "differences": self.differences,
+            "sections": [s.as_dict() for s in self.sections],
+        }
 
 
 # -- reading a policy ---------------------------------------------------------------------------
@@ -110,8 +118,11 @@ def tier_rows(tiers: Table | None) -> list[str]:
         parts = [f"{k.name} {_shown(row[k.name])}" for k in keys if k.kind == "exact"]
         if interval is not None:
             low, high = row.get(f"min_{interval.name}"), row.get(f"max_{interval.name}")
-            parts.append(f"{money(low)} ≤ {interval.name} < {money(high)}" if high is not None
-                         else f"{interval.name} ≥ {money(low)}")
+            parts.append(
+                f"{money(low)} ≤ {interval.name} < {money(high)}"
+                if high is not None
+                else f"{interval.name} ≥ {money(low)}"
+            )
         parts += [f"{name} {_shown(value)}" for name, value in row.items() if name not in hidden]
         lines.append(", ".join(parts))
     return lines
@@ -125,7 +136,8 @@ def _market_fields(market: Market | None) -> dict[str, str]:
     if market is None:
         return {}
     fields = {
-        "symbol": market.symbol, "kind": market.kind,
+        "symbol": market.symbol,
+        "kind": market.kind,
         "contract size": format_decimal(market.contract_size),
         "tick size": format_decimal(market.tick_size),
         "quantity step": format_decimal(market.quantity_step) if market.quantity_step else ABSENT,
@@ -142,8 +154,10 @@ def _pairs(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[DiffRow, ...]:
 
 def _indexed(a: Sequence[str], b: Sequence[str], label: str) -> tuple[DiffRow, ...]:
     count = max(len(a), len(b))
-    return tuple(DiffRow(f"{label} {i + 1}", a[i] if i < len(a) else None,
-                         b[i] if i < len(b) else None) for i in range(count))
+    return tuple(
+        DiffRow(f"{label} {i + 1}", a[i] if i < len(a) else None, b[i] if i < len(b) else None)
+        for i in range(count)
+    )
 
 
 def _price_rule(policy: Policy, name: str) -> str:
@@ -172,8 +186,10 @@ def _fees(policy: Policy) -> list[str]:
     lines = []
     for fee in policy.procedure.fees:
         when = expression(policy, fee.when)
-        lines.append(f"{fee.name} ({fee.kind}, to {fee.to}): {expression(policy, fee.amount)}"
-                     + (f" when {when}" if when else ""))
+        lines.append(
+            f"{fee.name} ({fee.kind}, to {fee.to}): {expression(policy, fee.amount)}"
+            + (f" when {when}" if when else "")
+        )
     return lines
 
 
@@ -181,8 +197,10 @@ def _charges(policy: Policy) -> list[str]:
     lines = []
     for charge in policy.waterfall.charges:
         every = f" every {charge.every_seconds} s" if charge.every_seconds else ""
-        lines.append(f"{charge.name} (at {charge.at}{every}, per {charge.scope}, to {charge.to}): "
-                     f"{expression(policy, charge.amount)}")
+        lines.append(
+            f"{charge.name} (at {charge.at}{every}, per {charge.scope}, to {charge.to}): "
+            f"{expression(policy, charge.amount)}"
+        )
     return lines
 
 
@@ -199,12 +217,15 @@ def _waterfall(policy: Policy) -> dict[str, str]:
         "order": " → ".join(order),
         "insurance fund pool": spec.pool,
         "ADL ranking": (expression(policy, spec.adl_ranking) or ABSENT)
-        if "adl" in order else ABSENT,
+        if "adl" in order
+        else ABSENT,
         "ADL eligibility": (expression(policy, spec.adl_eligible) or "profitable positions")
-        if "adl" in order else ABSENT,
+        if "adl" in order
+        else ABSENT,
         "clawback": _clawback(policy) if "clawback" in order else ABSENT,
         "debt waived below": format_decimal(spec.waive_below)
-        if "debt" in order and spec.waive_below is not None else ABSENT,
+        if "debt" in order and spec.waive_below is not None
+        else ABSENT,
     }
 
 
@@ -212,69 +233,142 @@ def _definitions(a: Policy, b: Policy) -> DiffSection:
     texts_a = {name: print_expression(d.expr) for name, d in a.definitions.items()}
     texts_b = {name: print_expression(d.expr) for name, d in b.definitions.items()}
     names = list(texts_a) + [name for name in texts_b if name not in texts_a]
-    rows = tuple(DiffRow(name, texts_a.get(name), texts_b.get(name)) for name in names
-                 if texts_a.get(name) != texts_b.get(name))
+    rows = tuple(
+        DiffRow(name, texts_a.get(name), texts_b.get(name))
+        for name in names
+        if texts_a.get(name) != texts_b.get(name)
+    )
     same = [name for name in names if texts_a.get(name) == texts_b.get(name)]
-    note = (f"{len(same)} definition{'' if len(same) == 1 else 's'} with the same text: "
-            + ", ".join(same)) if same else "no definition has the same text in both"
+    note = (
+        (
+            f"{len(same)} definition{'' if len(same) == 1 else 's'} with the same text: "
+            + ", ".join(same)
+        )
+        if same
+        else "no definition has the same text in both"
+    )
     return DiffSection("Definitions that differ", rows, note, code=True)
 
 
 def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
     """Compare the rules of two loaded policies, section by section."""
-    sections = [DiffSection("Policy", _pairs(
-        {"id": a.id, "title": a.title, "extends": a.extends or ABSENT, "digest": a.digest,
-         "sources cited": str(len(a.sources))},
-        {"id": b.id, "title": b.title, "extends": b.extends or ABSENT, "digest": b.digest,
-         "sources cited": str(len(b.sources))}))]
+    sections = [
+        DiffSection(
+            "Policy",
+            _pairs(
+                {
+                    "id": a.id,
+                    "title": a.title,
+                    "extends": a.extends or ABSENT,
+                    "digest": a.digest,
+                    "sources cited": str(len(a.sources)),
+                },
+                {
+                    "id": b.id,
+                    "title": b.title,
+                    "extends": b.extends or ABSENT,
+                    "digest": b.digest,
+                    "sources cited": str(len(b.sources)),
+                },
+            ),
+        )
+    ]
     markets_a, markets_b = _markets(a), _markets(b)
     instruments = sorted(set(markets_a) | set(markets_b))
     for instrument in instruments:
         market_a, market_b = markets_a.get(instrument), markets_b.get(instrument)
-        sections.append(DiffSection(f"Market {instrument}",
-                                    _pairs(_market_fields(market_a), _market_fields(market_b))))
+        sections.append(
+            DiffSection(
+                f"Market {instrument}", _pairs(_market_fields(market_a), _market_fields(market_b))
+            )
+        )
     for instrument in instruments:
         market_a, market_b = markets_a.get(instrument), markets_b.get(instrument)
-        names = " | ".join(m.tiers.name if m is not None and m.tiers is not None else ABSENT
-                           for m in (market_a, market_b))
-        sections.append(DiffSection(
-            f"Tiers {instrument}",
-            _indexed(tier_rows(market_a.tiers if market_a else None),
-                     tier_rows(market_b.tiers if market_b else None), "tier"),
-            f"tables: {names}"))
+        names = " | ".join(
+            m.tiers.name if m is not None and m.tiers is not None else ABSENT
+            for m in (market_a, market_b)
+        )
+        sections.append(
+            DiffSection(
+                f"Tiers {instrument}",
+                _indexed(
+                    tier_rows(market_a.tiers if market_a else None),
+                    tier_rows(market_b.tiers if market_b else None),
+                    "tier",
+                ),
+                f"tables: {names}",
+            )
+        )
     procedure_a, procedure_b = a.procedure, b.procedure
-    sections.append(DiffSection("Trigger", _pairs(
-        {"trigger": expression(a, procedure_a.trigger) or ABSENT,
-         "price inputs": ", ".join(procedure_a.price_inputs),
-         "bankruptcy": expression(a, procedure_a.bankruptcy) or DEFAULT_BANKRUPTCY_TEXT,
-         "liquidation price": _price_rule(a, "liquidation_price"),
-         "bankruptcy price": _price_rule(a, "bankruptcy_price")},
-        {"trigger": expression(b, procedure_b.trigger) or ABSENT,
-         "price inputs": ", ".join(procedure_b.price_inputs),
-         "bankruptcy": expression(b, procedure_b.bankruptcy) or DEFAULT_BANKRUPTCY_TEXT,
-         "liquidation price": _price_rule(b, "liquidation_price"),
-         "bankruptcy price": _price_rule(b, "bankruptcy_price")}), code=True))
+    sections.append(
+        DiffSection(
+            "Trigger",
+            _pairs(
+                {
+                    "trigger": expression(a, procedure_a.trigger) or ABSENT,
+                    "price inputs": ", ".join(procedure_a.price_inputs),
+                    "bankruptcy": expression(a, procedure_a.bankruptcy) or DEFAULT_BANKRUPTCY_TEXT,
+                    "liquidation price": _price_rule(a, "liquidation_price"),
+                    "bankruptcy price": _price_rule(a, "bankruptcy_price"),
+                },
+                {
+                    "trigger": expression(b, procedure_b.trigger) or ABSENT,
+                    "price inputs": ", ".join(procedure_b.price_inputs),
+                    "bankruptcy": expression(b, procedure_b.bankruptcy) or DEFAULT_BANKRUPTCY_TEXT,
+                    "liquidation price": _price_rule(b, "liquidation_price"),
+                    "bankruptcy price": _price_rule(b, "bankruptcy_price"),
+                },
+            ),
+            code=True,
+        )
+    )
     sections.append(_definitions(a, b))
     sections.append(DiffSection("Steps", _indexed(_steps(a), _steps(b), "step"), code=True))
-    sections.append(DiffSection("Fill and settlement", _pairs(
-        {"fill price": expression(a, procedure_a.fill_price) or ABSENT,
-         "settlement price": expression(a, procedure_a.settlement_price) or ABSENT},
-        {"fill price": expression(b, procedure_b.fill_price) or ABSENT,
-         "settlement price": expression(b, procedure_b.settlement_price) or ABSENT}), code=True))
+    sections.append(
+        DiffSection(
+            "Fill and settlement",
+            _pairs(
+                {
+                    "fill price": expression(a, procedure_a.fill_price) or ABSENT,
+                    "settlement price": expression(a, procedure_a.settlement_price) or ABSENT,
+                },
+                {
+                    "fill price": expression(b, procedure_b.fill_price) or ABSENT,
+                    "settlement price": expression(b, procedure_b.settlement_price) or ABSENT,
+                },
+            ),
+            code=True,
+        )
+    )
     sections.append(DiffSection("Fees", _indexed(_fees(a), _fees(b), "fee"), code=True))
-    sections.append(DiffSection("Consumption and surplus", _pairs(
-        {"consumption order": " → ".join(procedure_a.consumption_order),
-         "surplus to insurance fund":
-             expression(a, procedure_a.surplus_to_insurance_fund) or ABSENT},
-        {"consumption order": " → ".join(procedure_b.consumption_order),
-         "surplus to insurance fund":
-             expression(b, procedure_b.surplus_to_insurance_fund) or ABSENT}),
-        code=True))
+    sections.append(
+        DiffSection(
+            "Consumption and surplus",
+            _pairs(
+                {
+                    "consumption order": " → ".join(procedure_a.consumption_order),
+                    "surplus to insurance fund": expression(
+                        a, procedure_a.surplus_to_insurance_fund
+                    )
+                    or ABSENT,
+                },
+                {
+                    "consumption order": " → ".join(procedure_b.consumption_order),
+                    "surplus to insurance fund": expression(
+                        b, procedure_b.surplus_to_insurance_fund
+                    )
+                    or ABSENT,
+                },
+            ),
+            code=True,
+        )
+    )
     sections.append(DiffSection("Waterfall", _pairs(_waterfall(a), _waterfall(b)), code=True))
     sections.append(DiffSection("Charges", _indexed(_charges(a), _charges(b), "charge"), code=True))
     header = {"id": a.id, "title": a.title, "digest": a.digest, "path": a.path}
-    return PolicyDiff(header, {"id": b.id, "title": b.title, "digest": b.digest, "path": b.path},
-                      tuple(sections))
+    return PolicyDiff(
+        header, {"id": b.id, "title": b.title, "digest": b.digest, "path": b.path}, tuple(sections)
+    )
 
 
 # -- rendering ----------------------------------------------------------------------------------
@@ -290,9 +384,12 @@ def render_diff_text(diff: PolicyDiff, *, width: int = 110) -> str:
     labels = [len(row.label) for section in diff.sections for row in section.rows]
     label_width = min(MAX_LABEL_WIDTH, max(labels, default=10))
     column = max(20, (width - label_width - 6) // 2)
-    lines = [f"A: {diff.a['id']} — {diff.a['title']}", f"B: {diff.b['id']} — {diff.b['title']}",
-             f"{diff.differences} difference{'' if diff.differences == 1 else 's'} "
-             "(≠ marks them; expressions in canonical form)"]
+    lines = [
+        f"A: {diff.a['id']} — {diff.a['title']}",
+        f"B: {diff.b['id']} — {diff.b['title']}",
+        f"{diff.differences} difference{'' if diff.differences == 1 else 's'} "
+        "(≠ marks them; expressions in canonical form)",
+    ]
     head = f"  {'':<{label_width}}  {'A: ' + diff.a['id']:<{column}}  B: {diff.b['id']}"
     for section in diff.sections:
         lines += ["", section.title]
@@ -307,12 +404,15 @@ def render_diff_text(diff: PolicyDiff, *, width: int = 110) -> str:
             left = _wrap(row.a if row.a is not None else ABSENT, column)
             right = _wrap(row.b if row.b is not None else ABSENT, column)
             for index in range(max(len(label), len(left), len(right))):
-                parts = [label[index] if index < len(label) else "",
-                         left[index] if index < len(left) else "",
-                         right[index] if index < len(right) else ""]
+                parts = [
+                    label[index] if index < len(label) else "",
+                    left[index] if index < len(left) else "",
+                    right[index] if index < len(right) else "",
+                ]
                 prefix = mark if index == 0 else " "
-                lines.append(f"{prefix} {parts[0]:<{label_width}}  {parts[1]:<{column}}  {parts[2]}"
-                             .rstrip())
+                lines.append(
+                    f"{prefix} {parts[0]:<{label_width}}  {parts[1]:<{column}}  {parts[2]}".rstrip()
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -323,11 +423,15 @@ def _markdown_value(value: str | None, code: bool) -> str:
 
 
 def render_diff_markdown(diff: PolicyDiff) -> str:
-    lines = [f"# {cell(diff.a['id'])} vs {cell(diff.b['id'])}", "",
-             f"- **A**: {cell(diff.a['title'])} (`{diff.a['digest'][:19]}…`)",
-             f"- **B**: {cell(diff.b['title'])} (`{diff.b['digest'][:19]}…`)", "",
-             f"{diff.differences} difference{'' if diff.differences == 1 else 's'}, marked ≠; "
-             "expressions in canonical form."]
+    lines = [
+        f"# {cell(diff.a['id'])} vs {cell(diff.b['id'])}",
+        "",
+        f"- **A**: {cell(diff.a['title'])} (`{diff.a['digest'][:19]}…`)",
+        f"- **B**: {cell(diff.b['title'])} (`{diff.b['digest'][:19]}…`)",
+        "",
+        f"{diff.differences} difference{'' if diff.differences == 1 else 's'}, marked ≠; "
+        "expressions in canonical form.",
+    ]
     for section in diff.sections:
         lines += ["", f"## {cell(section.title)}", ""]
         note = section.note or ("" if section.rows else NOTHING.capitalize() + ".")
@@ -335,9 +439,15 @@ def render_diff_markdown(diff: PolicyDiff) -> str:
             lines += [cell(note), ""]
         if not section.rows:
             continue
-        rows = [["≠" if not row.same else "", cell(row.label),
-                 _markdown_value(row.a, section.code), _markdown_value(row.b, section.code)]
-                for row in section.rows]
+        rows = [
+            [
+                "≠" if not row.same else "",
+                cell(row.label),
+                _markdown_value(row.a, section.code),
+                _markdown_value(row.b, section.code),
+            ]
+            for row in section.rows
+        ]
         headers = ["", "", f"A: {cell(diff.a['id'])}", f"B: {cell(diff.b['id'])}"]
         lines += table(headers, rows, right=[])
     return "\n".join(lines) + "\n"

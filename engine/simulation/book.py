@@ -42,8 +42,15 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv",)
 CSV_COLUMNS = (
-    "account_id", "wallet_balance", "instrument", "side", "quantity", "entry_price",
-    "margin_mode", "leverage", "isolated_margin",
+    "account_id",
+    "wallet_balance",
+    "instrument",
+    "side",
+    "quantity",
+    "entry_price",
+    "margin_mode",
+    "leverage",
+    "isolated_margin",
 )
 _OPTIONAL_COLUMNS = frozenset({"isolated_margin"})
 _POSITION_COLUMNS = CSV_COLUMNS[2:]
@@ -132,10 +139,17 @@ def _json_number(value: Any, positive: bool, pointer: Pointer, problem: Problem)
     if isinstance(value, Decimal):
         if value < 0 or (positive and value == 0):
             raise _Malformed
-        if not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT or len(
-                value.as_tuple().digits) > MAX_DIGITS:
-            problem("E104", f"{value} is out of range {_where(pointer)}; numbers have at most "
-                    f"{MAX_DIGITS} digits and exponents within ±{MAX_EXPONENT}", pointer, None)
+        if (
+            not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT
+            or len(value.as_tuple().digits) > MAX_DIGITS
+        ):
+            problem(
+                "E104",
+                f"{value} is out of range {_where(pointer)}; numbers have at most "
+                f"{MAX_DIGITS} digits and exponents within ±{MAX_EXPONENT}",
+                pointer,
+                None,
+            )
             return ZERO
         return value
     if not isinstance(value, str) or not _UNSIGNED.fullmatch(value):
@@ -146,8 +160,9 @@ def _json_number(value: Any, positive: bool, pointer: Pointer, problem: Problem)
         problem("E104", f"{exc} {_where(pointer)}", pointer, None)
         return ZERO
     if positive and number == 0:  # the schema's bounds do not apply to strings
-        problem("E104", f"'{value}' is out of range {_where(pointer)}; expected above 0",
-                pointer, None)
+        problem(
+            "E104", f"'{value}' is out of range {_where(pointer)}; expected above 0", pointer, None
+        )
     return number
 
 
@@ -165,41 +180,60 @@ def _account_from_json(data: Any, problem: Problem) -> BookAccount:
         if type(item) is not dict or not (_POSITION_REQUIRED <= item.keys() <= _POSITION_KEYS):
             raise _Malformed
         instrument, side, mode = item["instrument"], item["side"], item["margin_mode"]
-        if (type(instrument) is not str or not _INSTRUMENT.fullmatch(instrument)
-                or type(side) is not str or side not in SIDES
-                or type(mode) is not str or mode not in MARGIN_MODES):
+        if (
+            type(instrument) is not str
+            or not _INSTRUMENT.fullmatch(instrument)
+            or type(side) is not str
+            or side not in SIDES
+            or type(mode) is not str
+            or mode not in MARGIN_MODES
+        ):
             raise _Malformed
         base: Pointer = ("positions", index)
         isolated = item.get("isolated_margin")
-        built.append(BookPosition(
-            instrument=instrument, side=side,
-            quantity=_json_number(item["quantity"], True, (*base, "quantity"), problem),
-            entry_price=_json_number(item["entry_price"], True, (*base, "entry_price"), problem),
-            margin_mode=mode,
-            leverage=_json_number(item["leverage"], True, (*base, "leverage"), problem),
-            isolated_margin=None if isolated is None else _json_number(
-                isolated, False, (*base, "isolated_margin"), problem),
-        ))
+        built.append(
+            BookPosition(
+                instrument=instrument,
+                side=side,
+                quantity=_json_number(item["quantity"], True, (*base, "quantity"), problem),
+                entry_price=_json_number(
+                    item["entry_price"], True, (*base, "entry_price"), problem
+                ),
+                margin_mode=mode,
+                leverage=_json_number(item["leverage"], True, (*base, "leverage"), problem),
+                isolated_margin=None
+                if isolated is None
+                else _json_number(isolated, False, (*base, "isolated_margin"), problem),
+            )
+        )
         if "isolated_margin" in item and isolated is None:
             raise _Malformed  # null is not a number
     return BookAccount(account_id, wallet, tuple(built))
 
 
-def _position_problems(account: BookAccount, problem: Problem,
-                       pointer: Callable[[int, str], Pointer]) -> None:
+def _position_problems(
+    account: BookAccount, problem: Problem, pointer: Callable[[int, str], Pointer]
+) -> None:
     """Checks across positions: one per instrument and side; isolated margin only if isolated."""
     seen: set[tuple[str, str]] = set()
     for index, position in enumerate(account.positions):
         key = (position.instrument, position.side)
         if key in seen:
-            problem("E612", f"account '{account.id}' has two {position.side} positions in "
-                    f"{position.instrument}", pointer(index, "instrument"),
-                    "merge them: a book holds one position per instrument and side")
+            problem(
+                "E612",
+                f"account '{account.id}' has two {position.side} positions in "
+                f"{position.instrument}",
+                pointer(index, "instrument"),
+                "merge them: a book holds one position per instrument and side",
+            )
         seen.add(key)
         if position.isolated_margin is not None and position.margin_mode != "isolated":
-            problem("E613", f"isolated_margin is given for a {position.margin_mode} position",
-                    pointer(index, "isolated_margin"),
-                    "remove it, or set margin_mode to isolated")
+            problem(
+                "E613",
+                f"isolated_margin is given for a {position.margin_mode} position",
+                pointer(index, "isolated_margin"),
+                "remove it, or set margin_mode to isolated",
+            )
 
 
 # -- JSON lines ------------------------------------------------------------------------------
@@ -277,8 +311,13 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _parse_json_line(text: str) -> Any:
     """JSON numbers become Decimals from their text (JSON's grammar admits nothing else)."""
-    return json.loads(text, parse_float=Decimal, parse_int=Decimal,
-                      parse_constant=_reject_constant, object_pairs_hook=_pairs)
+    return json.loads(
+        text,
+        parse_float=Decimal,
+        parse_int=Decimal,
+        parse_constant=_reject_constant,
+        object_pairs_hook=_pairs,
+    )
 
 
 class _JsonLine:
@@ -310,7 +349,7 @@ class _JsonLine:
                 break
             found = values.get(pointer[:length])
         start, end = found if found is not None else (0, len(text))
-        if text[start:start + 1] in ("{", "["):  # a whole object: mark where it opens
+        if text[start : start + 1] in ("{", "["):  # a whole object: mark where it opens
             end = start + 1
         return self.report.span(self.number, text, start, end)
 
@@ -333,28 +372,41 @@ def _read_jsonl(lines: Sequence[str], report: _Report) -> list[tuple[int, BookAc
         try:
             data = _parse_json_line(text)
         except json.JSONDecodeError as exc:
-            report.add("E610", f"line {number} is not valid JSON: {exc.msg}",
-                       report.span(number, text, exc.colno - 1, exc.colno),
-                       "each line holds one account as a JSON object")
+            report.add(
+                "E610",
+                f"line {number} is not valid JSON: {exc.msg}",
+                report.span(number, text, exc.colno - 1, exc.colno),
+                "each line holds one account as a JSON object",
+            )
             continue
         except (NumberSyntaxError, _DuplicateKey, RecursionError) as exc:
             message = str(exc) if not isinstance(exc, RecursionError) else "nesting too deep"
             quoted = re.search(r"'([^']+)'", message)
             start = text.find(quoted.group(1)) if quoted else -1
             end = start + len(quoted.group(1)) if quoted and start >= 0 else len(text)
-            report.add("E610", f"line {number} is not a valid account: {message}",
-                       report.span(number, text, max(start, 0), end))
+            report.add(
+                "E610",
+                f"line {number} is not a valid account: {message}",
+                report.span(number, text, max(start, 0), end),
+            )
             continue
         line.start(number, text)
         try:
             account = _account_from_json(data, line.problem)
         except _Malformed:
             schema_problems = schema_diagnostics(data, "book.schema.json", line.locate)
-            report.diagnostics.extend(schema_problems or [Diagnostic(
-                "E100", f"line {number} is not a valid account", line.locate((), False))])
+            report.diagnostics.extend(
+                schema_problems
+                or [
+                    Diagnostic(
+                        "E100", f"line {number} is not a valid account", line.locate((), False)
+                    )
+                ]
+            )
             continue
         if len(account.positions) > 1 or (
-                account.positions and account.positions[0].isolated_margin is not None):
+            account.positions and account.positions[0].isolated_margin is not None
+        ):
             _position_problems(account, line.problem, _json_pointer)
         if line.found:
             report.diagnostics.extend(line.found)
@@ -458,32 +510,52 @@ def _csv_header(number: int, text: str, report: _Report) -> tuple[dict[str, int]
             report.add("E615", f"column '{name}' appears twice in the CSV header", span)
             ok = False
         elif name not in CSV_COLUMNS:
-            report.add("E615", f"unknown column '{name}' in the CSV header", span,
-                       did_you_mean(name, CSV_COLUMNS) or "columns: " + ", ".join(CSV_COLUMNS))
+            report.add(
+                "E615",
+                f"unknown column '{name}' in the CSV header",
+                span,
+                did_you_mean(name, CSV_COLUMNS) or "columns: " + ", ".join(CSV_COLUMNS),
+            )
             ok = False
         columns.setdefault(name, index)
     missing = [c for c in CSV_COLUMNS if c not in columns and c not in _OPTIONAL_COLUMNS]
     if missing:
-        report.add("E615", "the CSV header lacks column" + ("s " if len(missing) > 1 else " ")
-                   + ", ".join(f"'{c}'" for c in missing), whole,
-                   "the header is " + ",".join(CSV_COLUMNS))
+        report.add(
+            "E615",
+            "the CSV header lacks column"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(f"'{c}'" for c in missing),
+            whole,
+            "the header is " + ",".join(CSV_COLUMNS),
+        )
         ok = False
     return (columns, len(header)) if ok else None
 
 
-def _csv_row(number: int, text: str, header: tuple[dict[str, int], int],
-             accounts: dict[str, _CsvAccount], report: _Report) -> None:
+def _csv_row(
+    number: int,
+    text: str,
+    header: tuple[dict[str, int], int],
+    accounts: dict[str, _CsvAccount],
+    report: _Report,
+) -> None:
     """Read one row into `accounts`, or report why it cannot be read."""
     columns, width = header
     try:
         cells = _csv_cells(text)
     except ValueError as exc:
-        report.add("E615", f"line {number} cannot be read as CSV: {exc}",
-                   report.span(number, text, 0, len(text)))
+        report.add(
+            "E615",
+            f"line {number} cannot be read as CSV: {exc}",
+            report.span(number, text, 0, len(text)),
+        )
         return
     if len(cells) != width:
-        report.add("E615", f"line {number} has {len(cells)} cells, the header has {width}",
-                   report.span(number, text, 0, len(text)))
+        report.add(
+            "E615",
+            f"line {number} has {len(cells)} cells, the header has {width}",
+            report.span(number, text, 0, len(text)),
+        )
         return
     row = {name: cells[index] for name, index in columns.items()}
     spans = {name: report.span(number, text, start, end) for name, (_, start, end) in row.items()}
@@ -498,8 +570,11 @@ def _csv_row(number: int, text: str, header: tuple[dict[str, int], int],
         bad("E101", "account_id", "missing value {where}")
     wallet, wallet_problem = _csv_number(values["wallet_balance"], False)
     if wallet_problem:
-        bad("E103" if wallet_problem.startswith("expected") else "E104", "wallet_balance",
-            wallet_problem)
+        bad(
+            "E103" if wallet_problem.startswith("expected") else "E104",
+            "wallet_balance",
+            wallet_problem,
+        )
     position = _csv_position(values, bad)
     if len(report.diagnostics) > problems or wallet is None:
         return
@@ -507,9 +582,13 @@ def _csv_row(number: int, text: str, header: tuple[dict[str, int], int],
     if account is None:
         account = accounts[account_id] = _CsvAccount(number, wallet, values["wallet_balance"])
     elif account.wallet != wallet:
-        bad("E614", "wallet_balance", f"account '{account_id}' has wallet_balance "
+        bad(
+            "E614",
+            "wallet_balance",
+            f"account '{account_id}' has wallet_balance "
             f"{values['wallet_balance']} here but {account.wallet_text} at line {account.line}",
-            "repeat the same wallet_balance on every row of an account")
+            "repeat the same wallet_balance on every row of an account",
+        )
         return
     if position is not None:
         account.positions.append(position)
@@ -517,8 +596,9 @@ def _csv_row(number: int, text: str, header: tuple[dict[str, int], int],
 
 
 def _read_csv(lines: Sequence[str], report: _Report) -> list[tuple[int, BookAccount]]:
-    rows = [(number, raw.removesuffix("\r")) for number, raw in enumerate(lines, start=1)
-            if raw.strip()]
+    rows = [
+        (number, raw.removesuffix("\r")) for number, raw in enumerate(lines, start=1) if raw.strip()
+    ]
     if not rows:
         return []
     header = _csv_header(*rows[0], report)
@@ -531,8 +611,9 @@ def _read_csv(lines: Sequence[str], report: _Report) -> list[tuple[int, BookAcco
     for account_id, found in accounts.items():
         book_account = BookAccount(account_id, found.wallet, tuple(found.positions))
 
-        def problem(code: str, message: str, pointer: Pointer, hint: str | None,
-                    found: _CsvAccount = found) -> None:
+        def problem(
+            code: str, message: str, pointer: Pointer, hint: str | None, found: _CsvAccount = found
+        ) -> None:
             index, name = pointer
             assert isinstance(index, int) and isinstance(name, str)
             cells = found.cells[index]
@@ -545,8 +626,7 @@ def _read_csv(lines: Sequence[str], report: _Report) -> list[tuple[int, BookAcco
     return result
 
 
-def _csv_position(values: Mapping[str, str],
-                  bad: Callable[..., None]) -> BookPosition | None:
+def _csv_position(values: Mapping[str, str], bad: Callable[..., None]) -> BookPosition | None:
     """The position of one CSV row, or None for a row that only declares a wallet."""
     if not any(values.get(name) for name in _POSITION_COLUMNS):
         return None
@@ -557,31 +637,54 @@ def _csv_position(values: Mapping[str, str],
             ok = False
     instrument, side, mode = values["instrument"], values["side"], values["margin_mode"]
     if instrument and not _INSTRUMENT.fullmatch(instrument):
-        bad("E104", "instrument", f"'{instrument}' is not a valid value {{where}}",
-            "BASE/QUOTE, e.g. BTC/USDT")
+        bad(
+            "E104",
+            "instrument",
+            f"'{instrument}' is not a valid value {{where}}",
+            "BASE/QUOTE, e.g. BTC/USDT",
+        )
         ok = False
     for name, value, allowed in (("side", side, SIDES), ("margin_mode", mode, MARGIN_MODES)):
         if value and value not in allowed:
-            bad("E104", name, f"'{value}' is not allowed {{where}}; expected one of "
-                + ", ".join(f"'{a}'" for a in allowed), did_you_mean(value, allowed))
+            bad(
+                "E104",
+                name,
+                f"'{value}' is not allowed {{where}}; expected one of "
+                + ", ".join(f"'{a}'" for a in allowed),
+                did_you_mean(value, allowed),
+            )
             ok = False
     numbers: dict[str, Decimal] = {}
-    for name, positive in (("quantity", True), ("entry_price", True), ("leverage", True),
-                           ("isolated_margin", False)):
+    for name, positive in (
+        ("quantity", True),
+        ("entry_price", True),
+        ("leverage", True),
+        ("isolated_margin", False),
+    ):
         text = values.get(name, "")
         if not text:
             continue
         number, problem = _csv_number(text, positive)
         if problem is not None or number is None:
-            bad("E103" if problem and problem.startswith("expected") else "E104", name,
-                problem or "not a number")
+            bad(
+                "E103" if problem and problem.startswith("expected") else "E104",
+                name,
+                problem or "not a number",
+            )
             ok = False
         else:
             numbers[name] = number
     if not ok:
         return None
-    return BookPosition(instrument, side, numbers["quantity"], numbers["entry_price"], mode,
-                        numbers["leverage"], numbers.get("isolated_margin"))
+    return BookPosition(
+        instrument,
+        side,
+        numbers["quantity"],
+        numbers["entry_price"],
+        mode,
+        numbers["leverage"],
+        numbers.get("isolated_margin"),
+    )
 
 
 # -- reading and writing ---------------------------------------------------------------------
@@ -608,17 +711,26 @@ def read_book(text: str, path: str = "<book>", *, csv: bool | None = None) -> Bo
         if account.id in first_line and not is_csv:
             text_line = lines[number - 1].removesuffix("\r")
             start = text_line.find(json.dumps(account.id))
-            report.add("E611", f"account id '{account.id}' appears twice",
-                       report.span(number, text_line, max(start, 0),
-                                   max(start, 0) + len(json.dumps(account.id))),
-                       f"first at line {first_line[account.id]}; ids are unique in a book")
+            report.add(
+                "E611",
+                f"account id '{account.id}' appears twice",
+                report.span(
+                    number, text_line, max(start, 0), max(start, 0) + len(json.dumps(account.id))
+                ),
+                f"first at line {first_line[account.id]}; ids are unique in a book",
+            )
             continue
         first_line.setdefault(account.id, number)
         accounts.append(account)
     if not report.diagnostics and not accounts:
-        report.diagnostics.append(Diagnostic(
-            "E616", "the book holds no accounts", path=path,
-            hint="JSON lines: one account object per line; CSV: a header and one row per position"))
+        report.diagnostics.append(
+            Diagnostic(
+                "E616",
+                "the book holds no accounts",
+                path=path,
+                hint="JSON lines: one account object per line; CSV: a header and one row per position",
+            )
+        )
     if report.diagnostics:
         raise InputError(diagnostics=report.diagnostics)
     return Book(tuple(accounts), path=path)
@@ -638,8 +750,9 @@ def load_book(reference: str | Path) -> Book:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         message = f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} on line {line})"
-        raise InputError(diagnostics=[Diagnostic("E001", message, path=name,
-                                                 hint="save the file as UTF-8")]) from exc
+        raise InputError(
+            diagnostics=[Diagnostic("E001", message, path=name, hint="save the file as UTF-8")]
+        ) from exc
     return read_book(text, name)
 
 
@@ -660,9 +773,11 @@ def _json_position(position: BookPosition) -> str:
 def account_json(account: BookAccount) -> str:
     """One account as a JSON line (numbers written exactly as plain decimals, no newline)."""
     positions = ", ".join(_json_position(p) for p in account.positions)
-    return (f'{{"id": {json.dumps(account.id, ensure_ascii=False)}, '
-            f'"wallet_balance": {format_decimal(account.wallet_balance)}, '
-            f'"positions": [{positions}]}}')
+    return (
+        f'{{"id": {json.dumps(account.id, ensure_ascii=False)}, '
+        f'"wallet_balance": {format_decimal(account.wallet_balance)}, '
+        f'"positions": [{positions}]}}'
+    )
 
 
 def write_book_jsonl(book: Book, stream: TextIO) -> None:
@@ -686,8 +801,12 @@ def write_book_csv(book: Book, stream: TextIO) -> None:
             stream.write(",".join(head + [""] * len(_POSITION_COLUMNS)) + "\n")
         for p in account.positions:
             cells = [
-                _csv_cell(p.instrument), p.side, format_decimal(p.quantity),
-                format_decimal(p.entry_price), p.margin_mode, format_decimal(p.leverage),
+                _csv_cell(p.instrument),
+                p.side,
+                format_decimal(p.quantity),
+                format_decimal(p.entry_price),
+                p.margin_mode,
+                format_decimal(p.leverage),
                 "" if p.isolated_margin is None else format_decimal(p.isolated_margin),
             ]
             stream.write(",".join(head + cells) + "\n")
@@ -715,10 +834,19 @@ def summarize_book(book: Book | Iterable[BookAccount]) -> dict[str, Any]:
         wallets += account.wallet_balance
         for p in account.positions:
             positions += 1
-            entry = instruments.setdefault(p.instrument, {
-                "positions": 0, "long": 0, "short": 0, "cross": 0, "isolated": 0,
-                "quantity_long": ZERO, "quantity_short": ZERO, "notional": ZERO,
-            })
+            entry = instruments.setdefault(
+                p.instrument,
+                {
+                    "positions": 0,
+                    "long": 0,
+                    "short": 0,
+                    "cross": 0,
+                    "isolated": 0,
+                    "quantity_long": ZERO,
+                    "quantity_short": ZERO,
+                    "notional": ZERO,
+                },
+            )
             entry["positions"] += 1
             entry[p.side] += 1
             entry[p.margin_mode] += 1

@@ -34,7 +34,9 @@ class AccountDifference:
         return {
             "account": self.account_id,
             "loss_spread": format_decimal(self.spread),
-            "fates": {pid: fate.as_dict() for pid, fate in zip(policy_ids, self.fates, strict=True)},
+            "fates": {
+                pid: fate.as_dict() for pid, fate in zip(policy_ids, self.fates, strict=True)
+            },
             "reasons": list(self.reasons),
         }
 
@@ -51,11 +53,15 @@ class LeverageCurve:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "instrument": self.instrument, "side": self.side,
-            "quantity": format_decimal(self.quantity), "entry_price": format_decimal(self.entry_price),
+            "instrument": self.instrument,
+            "side": self.side,
+            "quantity": format_decimal(self.quantity),
+            "entry_price": format_decimal(self.entry_price),
             "points": {
-                pid: [[format_decimal(lev), format_decimal(price) if price is not None else None]
-                      for lev, price in points]
+                pid: [
+                    [format_decimal(lev), format_decimal(price) if price is not None else None]
+                    for lev, price in points
+                ]
                 for pid, points in self.points.items()
             },
         }
@@ -76,8 +82,11 @@ class Comparison:
 
     def as_dict(self, *, events: bool = False) -> dict[str, Any]:
         return {
-            "scenario": {"id": self.scenario.id, "title": self.scenario.title,
-                         "steps": len(self.scenario.times())},
+            "scenario": {
+                "id": self.scenario.id,
+                "title": self.scenario.title,
+                "steps": len(self.scenario.times()),
+            },
             "book": {"path": self.book_path, "accounts": self.book_size},
             "policies": [r.as_dict(events=events) for r in self.results],
             "differences": [d.as_dict(self.policy_ids) for d in self.differences],
@@ -104,13 +113,22 @@ def _reasons(ids: Sequence[str], fates: Sequence[Fate]) -> list[str]:
                 f"steps: partially liquidated under {', '.join(partial)}, "
                 f"fully under {', '.join(full)}"
             )
-    times = {pid: f.first_liquidation_time for pid, f in zip(ids, fates, strict=True)
-             if f.first_liquidation_time is not None}
+    times = {
+        pid: f.first_liquidation_time
+        for pid, f in zip(ids, fates, strict=True)
+        if f.first_liquidation_time is not None
+    }
     if len(set(times.values())) > 1:
         order = sorted(times.items(), key=lambda item: item[1])
-        reasons.append("trigger timing: first liquidated " + ", ".join(f"{pid} at t={t}s" for pid, t in order))
-    for label, attribute in (("fees", "fees"), ("ADL haircut", "adl_haircut"),
-                             ("clawback", "clawback_paid"), ("debt", "debt")):
+        reasons.append(
+            "trigger timing: first liquidated " + ", ".join(f"{pid} at t={t}s" for pid, t in order)
+        )
+    for label, attribute in (
+        ("fees", "fees"),
+        ("ADL haircut", "adl_haircut"),
+        ("clawback", "clawback_paid"),
+        ("debt", "debt"),
+    ):
         values = {pid: getattr(f, attribute) for pid, f in zip(ids, fates, strict=True)}
         if len(set(values.values())) > 1 and any(values.values()):
             shown = ", ".join(f"{pid} {format_decimal(v)}" for pid, v in values.items())
@@ -144,15 +162,23 @@ def leverage_curve(policies: Sequence[Policy], scenario: Scenario) -> LeverageCu
     entry = scenario.paths[instrument].points[0].mark_price
     points: dict[str, tuple[tuple[Decimal, Decimal | None], ...]] = {}
     for policy in policies:
-        symbol = next((s for s, m in policy.markets.items() if (m.instrument or s) == instrument), None)
+        symbol = next(
+            (s for s, m in policy.markets.items() if (m.instrument or s) == instrument), None
+        )
         if symbol is None:
             continue
         size = Decimal(1) / policy.markets[symbol].contract_size
         row: list[tuple[Decimal, Decimal | None]] = []
         for leverage in CURVE_LEVERAGES:
             try:
-                price = quote_prices(policy, symbol=symbol, side="long", size=size, entry_price=entry,
-                                     leverage=leverage).liquidation_price
+                price = quote_prices(
+                    policy,
+                    symbol=symbol,
+                    side="long",
+                    size=size,
+                    entry_price=entry,
+                    leverage=leverage,
+                ).liquidation_price
             except EngineError:
                 price = None
             row.append((leverage, price))
@@ -171,8 +197,10 @@ def compare(
     """Simulate each policy on the same book and scenario and explain the differences."""
     results = tuple(simulate(policy, book, scenario, progress=progress) for policy in policies)
     return Comparison(
-        scenario, len(book.accounts), book.path, results, _differences(results, limit),
+        scenario,
+        len(book.accounts),
+        book.path,
+        results,
+        _differences(results, limit),
         leverage_curve(policies, scenario),
     )
-
-

@@ -41,12 +41,29 @@ DEFAULT_INSTRUMENTS: Mapping[str, Decimal] = MappingProxyType(
 
 # (leverage, weight in %): traders pick round numbers; 74 % lie in 2-20x, 12 % in 50-125x
 LEVERAGE_WEIGHTS: tuple[tuple[int, int], ...] = (
-    (1, 3), (2, 8), (3, 9), (5, 14), (8, 4), (10, 17), (12, 3), (15, 6), (20, 13),
-    (25, 6), (30, 3), (40, 2), (50, 5), (75, 2), (100, 3), (125, 2),
+    (1, 3),
+    (2, 8),
+    (3, 9),
+    (5, 14),
+    (8, 4),
+    (10, 17),
+    (12, 3),
+    (15, 6),
+    (20, 13),
+    (25, 6),
+    (30, 3),
+    (40, 2),
+    (50, 5),
+    (75, 2),
+    (100, 3),
+    (125, 2),
 )
 # (notional up to, maximum leverage): larger positions get less leverage, as in risk tiers
 LEVERAGE_CAPS: tuple[tuple[int, int], ...] = (
-    (50_000, 125), (250_000, 100), (1_000_000, 50), (5_000_000, 20),
+    (50_000, 125),
+    (250_000, 100),
+    (1_000_000, 50),
+    (5_000_000, 20),
 )
 LEVERAGE_CAP_ABOVE = 10
 MEDIAN_NOTIONAL = 5_000
@@ -61,9 +78,16 @@ ENTRY_SPREAD_BPS = 200  # each of two uniform draws; their sum is triangular wit
 MAX_LOSS_BPS_X_LEVERAGE = 2_500  # a quarter of the initial margin, in bps of the entry price
 CENT = Decimal("0.01")
 
-_CONTEXT = decimal.Context(prec=28, rounding=decimal.ROUND_HALF_EVEN,
-                           traps=[decimal.InvalidOperation, decimal.DivisionByZero,
-                                  decimal.Overflow, decimal.FloatOperation])
+_CONTEXT = decimal.Context(
+    prec=28,
+    rounding=decimal.ROUND_HALF_EVEN,
+    traps=[
+        decimal.InvalidOperation,
+        decimal.DivisionByZero,
+        decimal.Overflow,
+        decimal.FloatOperation,
+    ],
+)
 
 
 _LN10 = _CONTEXT.ln(Decimal(10))
@@ -104,8 +128,9 @@ class _Generator:
     z, an entry price for a given offset) are computed once and cached.
     """
 
-    def __init__(self, seed: int, instruments: Mapping[str, Decimal],
-                 steps: Mapping[str, Decimal]) -> None:
+    def __init__(
+        self, seed: int, instruments: Mapping[str, Decimal], steps: Mapping[str, Decimal]
+    ) -> None:
         self.rng = random.Random(seed)
         self.names = list(instruments)
         self.prices = dict(instruments)
@@ -144,10 +169,10 @@ class _Generator:
         size = self.sizes.get(milli)
         if size is None:
             exponent = _CONTEXT.multiply(SIGMA, Decimal(milli).scaleb(-3))
-            value = _quantize(_CONTEXT.multiply(Decimal(MEDIAN_NOTIONAL), _CONTEXT.exp(exponent)),
-                              Decimal(1))
-            size = self.sizes[milli] = min(max(value, Decimal(MIN_NOTIONAL)),
-                                           Decimal(MAX_NOTIONAL))
+            value = _quantize(
+                _CONTEXT.multiply(Decimal(MEDIAN_NOTIONAL), _CONTEXT.exp(exponent)), Decimal(1)
+            )
+            size = self.sizes[milli] = min(max(value, Decimal(MIN_NOTIONAL)), Decimal(MAX_NOTIONAL))
         return size
 
     def leverage(self, notional: Decimal) -> int:
@@ -185,8 +210,12 @@ class _Generator:
         lev = Decimal(leverage)
         margin = _quantize(_CONTEXT.divide(notional, lev), CENT, decimal.ROUND_CEILING)
         position = BookPosition(
-            instrument=name, side=side, quantity=quantity, entry_price=entry,
-            margin_mode="isolated" if isolated else "cross", leverage=lev,
+            instrument=name,
+            side=side,
+            quantity=quantity,
+            entry_price=entry,
+            margin_mode="isolated" if isolated else "cross",
+            leverage=lev,
             isolated_margin=margin if isolated else None,
         )
         return position, margin
@@ -244,8 +273,7 @@ def generate_book(
     for name, price in instruments.items():
         if not isinstance(price, Decimal) or not price > 0:
             raise ValueError(f"start price of {name} must be a positive Decimal, was {price!r}")
-    if not isinstance(multi_instrument_share, Decimal) or not (
-            0 <= multi_instrument_share <= 1):
+    if not isinstance(multi_instrument_share, Decimal) or not (0 <= multi_instrument_share <= 1):
         raise ValueError("multi_instrument_share must be a Decimal between 0 and 1")
     generator = _Generator(seed, instruments, quantity_steps or {})
     multi = int(multi_instrument_share * 1_000_000) / 1_000_000  # a probability for random()

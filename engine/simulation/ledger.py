@@ -29,5 +29,8 @@ class Ledger:
     def total(self) -> Decimal:
         return (
             sum(self.insurance_funds.values(), ZERO)
-            + self.fee_revenue + self.exchange + self.market + self.clawback_receivable
+            + self.fee_revenue
+            + self.exchange
+            + self.market
+            + self.clawback_receivable
         )

@@ -25,7 +25,8 @@ class LiquidationEvent:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "time": self.time, "account": self.account_id,
+            "time": self.time,
+            "account": self.account_id,
             **self.liquidation.as_dict(),
             "waterfall": [a.as_dict() for a in self.allocations],
         }
@@ -43,8 +44,12 @@ class Clawback:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "time": self.time, "uncovered": _s(self.uncovered), "total_profit": _s(self.total_profit),
-            "rate": _s(self.rate), "collected": _s(self.collected), "written_off": _s(self.written_off),
+            "time": self.time,
+            "uncovered": _s(self.uncovered),
+            "total_profit": _s(self.total_profit),
+            "rate": _s(self.rate),
+            "collected": _s(self.collected),
+            "written_off": _s(self.written_off),
             "payers": self.payers,
         }
 
@@ -71,10 +76,16 @@ class Fate:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "account": self.account_id, "liquidation": self.liquidation, "orders": self.orders,
-            "liquidated_notional": _s(self.liquidated_notional), "fees": _s(self.fees),
-            "start_equity": _s(self.start_equity), "end_equity": _s(self.end_equity),
-            "loss": _s(self.loss), "debt": _s(self.debt), "adl_haircut": _s(self.adl_haircut),
+            "account": self.account_id,
+            "liquidation": self.liquidation,
+            "orders": self.orders,
+            "liquidated_notional": _s(self.liquidated_notional),
+            "fees": _s(self.fees),
+            "start_equity": _s(self.start_equity),
+            "end_equity": _s(self.end_equity),
+            "loss": _s(self.loss),
+            "debt": _s(self.debt),
+            "adl_haircut": _s(self.adl_haircut),
             "clawback_paid": _s(self.clawback_paid),
             "first_liquidation_time": self.first_liquidation_time,
         }
@@ -102,7 +113,9 @@ class SimulationResult:
     write_offs: Decimal
     debt_outstanding: Decimal
     charges: Mapping[str, Decimal] = field(default_factory=dict)
-    pools: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)  # start/min/end per pool
+    pools: Mapping[str, Mapping[str, Decimal]] = field(
+        default_factory=dict
+    )  # start/min/end per pool
 
     # -- headline figures ----------------------------------------------------------------------
     @property
@@ -145,8 +158,14 @@ class SimulationResult:
 
     @property
     def margin_returned(self) -> Decimal:
-        return sum((e.liquidation.statement.final_balance for e in self.events
-                    if e.liquidation.statement.unit != "cross"), ZERO)
+        return sum(
+            (
+                e.liquidation.statement.final_balance
+                for e in self.events
+                if e.liquidation.statement.unit != "cross"
+            ),
+            ZERO,
+        )
 
     def where_the_money_went(self) -> dict[str, Decimal]:
         """Where liquidations' money went, in two parts that each add up.

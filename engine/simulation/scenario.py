@@ -100,16 +100,27 @@ class _Loader:
                 return span
         return spans.value_span(pointer) or spans.nearest_span(pointer)
 
-    def error(self, code: str, message: str, pointer: Pointer, hint: str | None = None,
-              *, key: bool = False) -> None:
+    def error(
+        self,
+        code: str,
+        message: str,
+        pointer: Pointer,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+    ) -> None:
         self.diagnostics.append(Diagnostic(code, message, self.at(pointer, key), hint))
 
     # -- checks ------------------------------------------------------------------------------
     def check_grid(self, seconds: int, pointer: Pointer, what: str) -> bool:
         step: int = self.step
         if seconds % step:
-            self.error("E702", f"{what} {seconds} s is not on the {step}-second clock", pointer,
-                       f"use a multiple of step_seconds ({step})")
+            self.error(
+                "E702",
+                f"{what} {seconds} s is not on the {step}-second clock",
+                pointer,
+                f"use a multiple of step_seconds ({step})",
+            )
             return False
         return True
 
@@ -117,9 +128,13 @@ class _Loader:
         base: Pointer = ("instruments", instrument)
         items: Sequence[Mapping[str, Any]] = spec["keyframes"]
         if len(items) < 2:
-            self.error("E706", f"the path of {instrument} needs at least 2 keyframes, found "
-                       f"{len(items)}", (*base, "keyframes"),
-                       "give the start (time 0) and at least one later keyframe", key=True)
+            self.error(
+                "E706",
+                f"the path of {instrument} needs at least 2 keyframes, found {len(items)}",
+                (*base, "keyframes"),
+                "give the start (time 0) and at least one later keyframe",
+                key=True,
+            )
             return None
         step_price: Decimal = spec["price_step"]
         has_depth = spec.get("average_book_depth") is not None
@@ -130,47 +145,73 @@ class _Loader:
             pointer: Pointer = (*base, "keyframes", index)
             time = parse_time(item["time"])
             if previous is None and time != 0:
-                self.error("E701", f"the first keyframe of {instrument} is at {time} s; paths "
-                           "start at 0", (*pointer, "time"))
+                self.error(
+                    "E701",
+                    f"the first keyframe of {instrument} is at {time} s; paths start at 0",
+                    (*pointer, "time"),
+                )
                 ok = False
             elif previous is not None and time <= previous:
-                self.error("E701", f"keyframe time {time} s of {instrument} is not after the "
-                           f"previous keyframe ({previous} s)", (*pointer, "time"),
-                           "keyframe times must increase strictly")
+                self.error(
+                    "E701",
+                    f"keyframe time {time} s of {instrument} is not after the "
+                    f"previous keyframe ({previous} s)",
+                    (*pointer, "time"),
+                    "keyframe times must increase strictly",
+                )
                 ok = False
             ok = self.check_grid(time, (*pointer, "time"), "keyframe time") and ok
             previous = time if previous is None else max(previous, time)
             mark: Decimal = item["mark"]
             if not _on_grid(mark, step_price):
-                self.error("E709", f"mark {format_decimal(mark)} is not a multiple of price_step "
-                           f"{format_decimal(step_price)}", (*pointer, "mark"),
-                           "keyframe marks lie on the price grid; interpolated prices are "
-                           "rounded to it")
+                self.error(
+                    "E709",
+                    f"mark {format_decimal(mark)} is not a multiple of price_step "
+                    f"{format_decimal(step_price)}",
+                    (*pointer, "mark"),
+                    "keyframe marks lie on the price grid; interpolated prices are rounded to it",
+                )
                 ok = False
             if "depth" in item and not has_depth:
-                self.error("E705", f"keyframe gives a depth ratio but {instrument} has no "
-                           "average_book_depth", (*pointer, "depth"), key=True,
-                           hint="add `average_book_depth` to the instrument, or remove `depth`")
+                self.error(
+                    "E705",
+                    f"keyframe gives a depth ratio but {instrument} has no average_book_depth",
+                    (*pointer, "depth"),
+                    key=True,
+                    hint="add `average_book_depth` to the instrument, or remove `depth`",
+                )
                 ok = False
-            frames.append(_Keyframe(
-                index, time, mark, item.get("last_bps", ZERO), item.get("index_bps", ZERO),
-                item.get("depth", ONE),
-            ))
+            frames.append(
+                _Keyframe(
+                    index,
+                    time,
+                    mark,
+                    item.get("last_bps", ZERO),
+                    item.get("index_bps", ZERO),
+                    item.get("depth", ONE),
+                )
+            )
         return frames if ok else None
 
-    def funding(self, instrument: str, spec: Mapping[str, Any], end: int | None) -> tuple[
-            FundingEvent, ...]:
+    def funding(
+        self, instrument: str, spec: Mapping[str, Any], end: int | None
+    ) -> tuple[FundingEvent, ...]:
         events: list[FundingEvent] = []
         previous: int | None = None
         for index, item in enumerate(spec.get("funding", [])):
             pointer: Pointer = ("instruments", instrument, "funding", index, "time")
             time = parse_time(item["time"])
             if end is not None and time > end:
-                self.error("E704", f"funding at {time} s is after the end of the path ({end} s)",
-                           pointer)
+                self.error(
+                    "E704", f"funding at {time} s is after the end of the path ({end} s)", pointer
+                )
             elif previous is not None and time <= previous:
-                self.error("E704", f"funding at {time} s is not after the previous funding "
-                           f"event ({previous} s)", pointer, "list funding events in time order")
+                self.error(
+                    "E704",
+                    f"funding at {time} s is not after the previous funding event ({previous} s)",
+                    pointer,
+                    "list funding events in time order",
+                )
             else:
                 self.check_grid(time, pointer, "funding time")
             previous = time if previous is None else max(previous, time)
@@ -178,8 +219,9 @@ class _Loader:
         return tuple(events)
 
     # -- interpolation -----------------------------------------------------------------------
-    def points(self, instrument: str, spec: Mapping[str, Any],
-               frames: list[_Keyframe]) -> tuple[PricePoint, ...] | None:
+    def points(
+        self, instrument: str, spec: Mapping[str, Any], frames: list[_Keyframe]
+    ) -> tuple[PricePoint, ...] | None:
         price_step: Decimal = spec["price_step"]
         average: Decimal | None = spec.get("average_book_depth")
         depth_step: Decimal = spec.get("depth_step", ONE)
@@ -195,24 +237,29 @@ class _Loader:
                 k = Decimal(time - first.time)
                 mark = quantize_to_step(
                     ctx.divide(_numerator(first.mark, second.mark, k, span_d, ctx), span_d),
-                    price_step, "half_even")
+                    price_step,
+                    "half_even",
+                )
                 last = _offset(mark, (first.last_bps, second.last_bps), k, span_d, price_step)
-                index = _offset(mark, (first.index_bps, second.index_bps), k, span_d,
-                                price_step)
+                index = _offset(mark, (first.index_bps, second.index_bps), k, span_d, price_step)
                 depth: Decimal | None = None
                 if average is not None:
                     ratio = _numerator(first.depth, second.depth, k, span_d, ctx)
                     depth = quantize_to_step(
-                        ctx.divide(ctx.multiply(average, ratio), span_d), depth_step, "half_even")
+                        ctx.divide(ctx.multiply(average, ratio), span_d), depth_step, "half_even"
+                    )
                     if depth <= 0:
                         problem = f"book depth rounds to 0 at {time} s"
                 if last <= 0 or index <= 0:
                     problem = f"a last or index price rounds to 0 at {time} s"
                 if problem is not None:
-                    self.error("E708", f"{instrument}: {problem}",
-                               ("instruments", instrument, "keyframes", first.index),
-                               "prices and depth must stay above zero; use a finer price_step "
-                               "or depth_step, or a smaller offset")
+                    self.error(
+                        "E708",
+                        f"{instrument}: {problem}",
+                        ("instruments", instrument, "keyframes", first.index),
+                        "prices and depth must stay above zero; use a finer price_step "
+                        "or depth_step, or a smaller offset",
+                    )
                     return None
                 points.append(PricePoint(time, mark, last, index, depth, average))
         return tuple(points)
@@ -224,16 +271,27 @@ class _Loader:
         instruments: Mapping[str, Mapping[str, Any]] = data["instruments"]
         for name in instruments:
             if not _INSTRUMENT.fullmatch(name):
-                self.error("E712", f"instrument name '{name}' is not BASE/QUOTE",
-                           ("instruments", name), "write the instrument like `BTC/USDT`",
-                           key=True)
+                self.error(
+                    "E712",
+                    f"instrument name '{name}' is not BASE/QUOTE",
+                    ("instruments", name),
+                    "write the instrument like `BTC/USDT`",
+                    key=True,
+                )
         for pool in data["insurance_fund"]:
             if pool != "shared" and pool not in instruments:
                 hint = did_you_mean(pool, ["shared", *instruments]) or (
                     "pools are `shared` or one of the scenario's instruments: "
-                    + ", ".join(instruments))
-                self.error("E707", f"insurance fund pool '{pool}' is neither `shared` nor an "
-                           "instrument of the scenario", ("insurance_fund", pool), hint, key=True)
+                    + ", ".join(instruments)
+                )
+                self.error(
+                    "E707",
+                    f"insurance fund pool '{pool}' is neither `shared` nor an "
+                    "instrument of the scenario",
+                    ("insurance_fund", pool),
+                    hint,
+                    key=True,
+                )
         frames = {name: self.keyframes(name, spec) for name, spec in instruments.items()}
         ends = {name: f[-1].time for name, f in frames.items() if f is not None}
         first_name = next(iter(ends), None)
@@ -243,28 +301,37 @@ class _Loader:
             for name, other in ends.items():
                 if other != first_end:
                     last = len(instruments[name]["keyframes"]) - 1
-                    self.error("E703", f"the path of {name} ends at {other} s but the path of "
-                               f"{first_name} ends at {first_end} s",
-                               ("instruments", name, "keyframes", last, "time"),
-                               "every instrument's last keyframe has the same time")
+                    self.error(
+                        "E703",
+                        f"the path of {name} ends at {other} s but the path of "
+                        f"{first_name} ends at {first_end} s",
+                        ("instruments", name, "keyframes", last, "time"),
+                        "every instrument's last keyframe has the same time",
+                    )
             total = (first_end // self.step + 1) * len(instruments)
             if total > MAX_POINTS:
                 last = len(instruments[first_name]["keyframes"]) - 1
                 per_path = first_end // self.step + 1
-                self.error("E710", f"the scenario would have {total:,} points "
-                           f"({len(instruments)} instrument(s) x {per_path:,}), the limit is "
-                           f"{MAX_POINTS:,}",
-                           ("instruments", first_name, "keyframes", last, "time"),
-                           "use a longer step_seconds or a shorter path")
+                self.error(
+                    "E710",
+                    f"the scenario would have {total:,} points "
+                    f"({len(instruments)} instrument(s) x {per_path:,}), the limit is "
+                    f"{MAX_POINTS:,}",
+                    ("instruments", first_name, "keyframes", last, "time"),
+                    "use a longer step_seconds or a shorter path",
+                )
                 end = None  # no further checks against an absurd end
         settlement = data.get("settlement_seconds")
         if settlement is not None:
             settlement = int(settlement)
             on_grid = self.check_grid(settlement, ("settlement_seconds",), "settlement period")
             if on_grid and end is not None and settlement > end:
-                self.error("E711", f"settlement period {settlement} s is longer than the path "
-                           f"({end} s)", ("settlement_seconds",),
-                           "leave it out to settle once at the end of the path")
+                self.error(
+                    "E711",
+                    f"settlement period {settlement} s is longer than the path ({end} s)",
+                    ("settlement_seconds",),
+                    "leave it out to settle once at the end of the path",
+                )
         funding = {name: self.funding(name, spec, end) for name, spec in instruments.items()}
         if self.diagnostics:
             return None
@@ -275,9 +342,14 @@ class _Loader:
             try:
                 points = self.points(name, spec, keyframes)
             except (decimal.InvalidOperation, decimal.Overflow):  # e.g. 1e90 on a 1e-20 grid
-                self.error("E708", f"{name}: prices or depths too large for their grid "
-                           "(more than 50 significant digits)", ("instruments", name),
-                           "use a coarser price_step or depth_step", key=True)
+                self.error(
+                    "E708",
+                    f"{name}: prices or depths too large for their grid "
+                    "(more than 50 significant digits)",
+                    ("instruments", name),
+                    "use a coarser price_step or depth_step",
+                    key=True,
+                )
                 points = None
             if points is not None:
                 paths[name] = InstrumentPath(name, points, funding[name])
@@ -285,10 +357,15 @@ class _Loader:
             return None
         sources = tuple(dict(item) for item in data["sources"])
         return Scenario(
-            id=data["id"], title=data["title"], description=data["description"],
-            step_seconds=self.step, paths=paths,
-            insurance_fund=dict(data["insurance_fund"]), settlement_seconds=settlement,
-            sources=sources, path=str(self.document.source.path),
+            id=data["id"],
+            title=data["title"],
+            description=data["description"],
+            step_seconds=self.step,
+            paths=paths,
+            insurance_fund=dict(data["insurance_fund"]),
+            settlement_seconds=settlement,
+            sources=sources,
+            path=str(self.document.source.path),
         )
 
 
@@ -304,14 +381,14 @@ def start_prices(scenario: Scenario) -> dict[str, Decimal]:
     return {name: path.points[0].mark_price for name, path in scenario.paths.items()}
 
 
-def _numerator(a: Decimal, b: Decimal, k: Decimal, span: Decimal,
-               ctx: decimal.Context) -> Decimal:
+def _numerator(a: Decimal, b: Decimal, k: Decimal, span: Decimal, ctx: decimal.Context) -> Decimal:
     """a*span + (b - a)*k: the value k/span of the way from a to b, times span (exact)."""
     return ctx.add(ctx.multiply(a, span), ctx.multiply(ctx.subtract(b, a), k))
 
 
-def _offset(mark: Decimal, bps: tuple[Decimal, Decimal], k: Decimal, span: Decimal,
-            step: Decimal) -> Decimal:
+def _offset(
+    mark: Decimal, bps: tuple[Decimal, Decimal], k: Decimal, span: Decimal, step: Decimal
+) -> Decimal:
     """mark * (1 + interpolated bps / 10,000), rounded to the price grid."""
     bps_a, bps_b = bps
     ctx = DECIMAL_CONTEXT

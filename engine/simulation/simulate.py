@@ -2,10 +2,11 @@
 
 Each step updates the market, accrues the policy's periodic charges, and liquidates the accounts
 whose trigger holds; every liquidation's shortfall goes through the loss waterfall.  Accounts are
-not re-evaluated at every step: the scenario's path is known, so for each account the first step at which
-its trigger can hold (prices at their most adverse so far) is found by binary search over time,
-once, and again only when the account changes; accounts are evaluated exactly only then.  After every step traders' balances plus every ledger balance must equal the
-start, to the last digit, or the simulation stops with an error rather than report.
+not re-evaluated at every step: the scenario's path is known, so for each account the first step
+at which its trigger can hold (prices at their most adverse so far) is found by binary search
+over time, once, and again only when the account changes; accounts are evaluated exactly only
+then.  After every step traders' balances plus every ledger balance must equal the start, to the
+last digit, or the simulation stops with an error rather than report.
 """
 
 from __future__ import annotations
@@ -52,22 +53,32 @@ def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]])
         for index, position in enumerate(account.positions):
             symbols = instruments.get(position.instrument)
             if not symbols:
-                problems.append(Diagnostic(
-                    "E620", f"{policy.id} has no market for instrument '{position.instrument}'"
-                    f" (account {account.id}, position {index + 1})", path=book.path or "<book>",
-                    hint="markets declare `instrument`; available: " + ", ".join(sorted(instruments))))
+                problems.append(
+                    Diagnostic(
+                        "E620",
+                        f"{policy.id} has no market for instrument '{position.instrument}'"
+                        f" (account {account.id}, position {index + 1})",
+                        path=book.path or "<book>",
+                        hint="markets declare `instrument`; available: "
+                        + ", ".join(sorted(instruments)),
+                    )
+                )
                 continue
             symbol = symbols[0]
             market = policy.markets[symbol]
             size = position.quantity / market.contract_size
             record: dict[str, Any] = {
-                "symbol": symbol, "side": position.side, "size": size,
-                "entry_price": position.entry_price, "margin_mode": position.margin_mode,
+                "symbol": symbol,
+                "side": position.side,
+                "size": size,
+                "entry_price": position.entry_price,
+                "margin_mode": position.margin_mode,
                 "leverage": position.leverage,
             }
             if position.margin_mode == "isolated":
                 record["isolated_margin"] = (
-                    position.isolated_margin if position.isolated_margin is not None
+                    position.isolated_margin
+                    if position.isolated_margin is not None
                     else position.quantity * position.entry_price / position.leverage
                 )
             positions.append(record)
@@ -85,20 +96,29 @@ class _Simulation:
         self.instruments = _symbols_by_instrument(policy, scenario)
         self.market: dict[str, dict[str, Decimal]] = {symbol: {} for symbol in policy.markets}
         self.previous_mark: dict[str, Decimal] = {}
-        pools = (["shared"] if policy.waterfall.pool == "shared" else list(policy.markets))
+        pools = ["shared"] if policy.waterfall.pool == "shared" else list(policy.markets)
         self.ledger = Ledger({pool: self._fund_start(pool) for pool in pools})
         self.states: dict[str, AccountState] = {}
         for account in book_accounts(policy, book, self.instruments):
             if account.id in self.states:
-                raise InputError(diagnostics=[Diagnostic("E621", f"account id '{account.id}' appears twice",
-                                                         path=book.path or "<book>")])
+                raise InputError(
+                    diagnostics=[
+                        Diagnostic(
+                            "E621",
+                            f"account id '{account.id}' appears twice",
+                            path=book.path or "<book>",
+                        )
+                    ]
+                )
             self.states[account.id] = AccountState(account, self.market)
         self.balances = {aid: s.balance() for aid, s in self.states.items()}
         self.traders_total = sum(self.balances.values(), ZERO)
         self.start_total = self.traders_total + self.ledger.total()
         self.dirty: set[str] = set(self.states)
         self.versions: dict[str, int] = {}
-        self.queue: list[tuple[int, str, int]] = []  # (first step the trigger can hold, account, version)
+        self.queue: list[
+            tuple[int, str, int]
+        ] = []  # (first step the trigger can hold, account, version)
         self.debtors: set[str] = set()
         self.always: set[str] = set()
         self.events: list[LiquidationEvent] = []
@@ -108,7 +128,9 @@ class _Simulation:
         self.fund_start = sum(self.ledger.insurance_funds.values(), ZERO)
         self.pool_start = dict(self.ledger.insurance_funds)
         self.pool_min: dict[str, Decimal] = dict(self.ledger.insurance_funds)
-        self.waterfall = Waterfall(self.evaluator, self.ledger, self.states, self._pool, self.dirty.add)
+        self.waterfall = Waterfall(
+            self.evaluator, self.ledger, self.states, self._pool, self.dirty.add
+        )
         self.conservation_error = ZERO
         self.clawback_paid: dict[str, Decimal] = {}
 
@@ -169,13 +191,20 @@ class _Simulation:
                 continue
             side = position["side"]
 
-            def holds(end: int, symbol: str = symbol, side: str = side,
-                      position: dict[str, Any] = position) -> bool:
+            def holds(
+                end: int,
+                symbol: str = symbol,
+                side: str = side,
+                position: dict[str, Any] = position,
+            ) -> bool:
                 context = evaluator.context(state, {symbol: self._worst(symbol, side, start, end)})
                 try:
-                    return bool(evaluator.expression("liquidation.trigger", context.frame_for(position)))
+                    return bool(
+                        evaluator.expression("liquidation.trigger", context.frame_for(position))
+                    )
                 except EngineError:
                     return True  # let the exact evaluation report it
+
             if not holds(last):
                 continue
             low, high = start, last
@@ -221,8 +250,8 @@ class _Simulation:
         if not units:
             return
         inputs = {"time": time, "account": account_id}
-        for unit in units:
-            unit = [p for p in unit if p in state.positions]
+        for candidates in units:
+            unit = [p for p in candidates if any(p is q for q in state.positions)]
             if not unit:
                 continue
             result = liquidate(evaluator, state, unit, inputs)
@@ -236,7 +265,9 @@ class _Simulation:
     def apply_charges(self, time: int, funding: dict[str, Decimal]) -> None:
         for charge in self.policy.waterfall.charges:
             if charge.at == "funding":
-                symbols = {s: rate for i, rate in funding.items() for s in self.instruments.get(i, ())}
+                symbols = {
+                    s: rate for i, rate in funding.items() for s in self.instruments.get(i, ())
+                }
                 if not symbols:
                     continue
             elif not (time > 0 and charge.every_seconds and time % charge.every_seconds == 0):
@@ -254,8 +285,11 @@ class _Simulation:
                 else:
                     targets = [p for p in state.positions if not symbols or p["symbol"] in symbols]
                 for position in targets:
-                    frame = (self.evaluator.context(state).frame_for(position) if position is not None
-                             else self.evaluator.context(state).frame_for(None))
+                    frame = (
+                        self.evaluator.context(state).frame_for(position)
+                        if position is not None
+                        else self.evaluator.context(state).frame_for(None)
+                    )
                     amount: Decimal = self.evaluator.expression(charge.amount, frame)
                     if amount == 0:
                         continue
@@ -266,7 +300,11 @@ class _Simulation:
                     if charge.to == "exchange":
                         self.ledger.fee_revenue += amount
                     elif charge.to == "insurance_fund":
-                        pool = self._pool(position["symbol"]) if position is not None else next(iter(self.ledger.insurance_funds))
+                        pool = (
+                            self._pool(position["symbol"])
+                            if position is not None
+                            else next(iter(self.ledger.insurance_funds))
+                        )
                         self.ledger.insurance_funds[pool] += amount
                     else:
                         self.ledger.market += amount
@@ -278,7 +316,9 @@ class _Simulation:
         total = state.balance()
         for position in state.positions:
             try:
-                total += self.evaluator.definition("unrealized_pnl", self.evaluator.context(state).frame_for(position))
+                total += self.evaluator.definition(
+                    "unrealized_pnl", self.evaluator.context(state).frame_for(position)
+                )
             except EngineError:
                 continue
         return total
@@ -292,7 +332,9 @@ class _Simulation:
         for account_id in sorted(self.states):
             state = self.states[account_id]
             now = self.equity(state) if base == "equity" else state.balance()
-            start = start_equity[account_id] if base == "equity" else self.start_balances[account_id]
+            start = (
+                start_equity[account_id] if base == "equity" else self.start_balances[account_id]
+            )
             if now - start > 0:
                 profits[account_id] = now - start
         total = sum(profits.values(), ZERO)
@@ -361,7 +403,7 @@ class _Simulation:
         times = scenario.times()
         self.path_ranges(times)
         paths = scenario.paths
-        cursor = {instrument: 0 for instrument in paths}
+        cursor = dict.fromkeys(paths, 0)
         start_equity: dict[str, Decimal] = {}
         self.start_balances = dict(self.balances)
         settlement = scenario.settlement_seconds
@@ -417,33 +459,58 @@ class _Simulation:
             by_account.setdefault(event.account_id, []).append(event)
         haircuts: dict[str, Decimal] = {}
         for deleverage in self.waterfall.deleverages:
-            haircuts[deleverage.account_id] = haircuts.get(deleverage.account_id, ZERO) + deleverage.haircut
+            haircuts[deleverage.account_id] = (
+                haircuts.get(deleverage.account_id, ZERO) + deleverage.haircut
+            )
         clawback_paid = self.clawback_paid
         for account_id in sorted(self.states):
             state = self.states[account_id]
             events = by_account.get(account_id, [])
             kind = "none"
             if events:
-                kind = "full" if any(e.liquidation.statement.fully_liquidated for e in events) else "partial"
+                kind = (
+                    "full"
+                    if any(e.liquidation.statement.fully_liquidated for e in events)
+                    else "partial"
+                )
             notional = ZERO
             for event in events:
                 for order in event.liquidation.statement.orders:
-                    notional += order.quantity * self.policy.markets[order.symbol].contract_size * order.mark_price
+                    notional += (
+                        order.quantity
+                        * self.policy.markets[order.symbol].contract_size
+                        * order.mark_price
+                    )
             fates[account_id] = Fate(
-                account_id, kind, sum(len(e.liquidation.statement.orders) for e in events), notional,
+                account_id,
+                kind,
+                sum(len(e.liquidation.statement.orders) for e in events),
+                notional,
                 sum((e.liquidation.statement.fees_collected for e in events), ZERO),
-                start_equity.get(account_id, ZERO), self.equity(state), state.debt,
-                haircuts.get(account_id, ZERO), clawback_paid.get(account_id, ZERO),
+                start_equity.get(account_id, ZERO),
+                self.equity(state),
+                state.debt,
+                haircuts.get(account_id, ZERO),
+                clawback_paid.get(account_id, ZERO),
                 events[0].time if events else None,
             )
         return SimulationResult(
-            policy_id=self.policy.id, policy_title=self.policy.title, policy_digest=self.policy.digest,
-            scenario_id=self.scenario.id, accounts=len(self.states), steps=steps,
-            events=tuple(self.events), deleverages=tuple(self.waterfall.deleverages),
-            clawbacks=tuple(self.clawbacks), insurance_fund_series=tuple(self.fund_series),
-            insurance_fund_start=self.fund_start, flows=dict(self.ledger.flows), fates=fates,
+            policy_id=self.policy.id,
+            policy_title=self.policy.title,
+            policy_digest=self.policy.digest,
+            scenario_id=self.scenario.id,
+            accounts=len(self.states),
+            steps=steps,
+            events=tuple(self.events),
+            deleverages=tuple(self.waterfall.deleverages),
+            clawbacks=tuple(self.clawbacks),
+            insurance_fund_series=tuple(self.fund_series),
+            insurance_fund_start=self.fund_start,
+            flows=dict(self.ledger.flows),
+            fates=fates,
             conservation_error=self.traders_total + self.ledger.total() - self.start_total,
-            fee_revenue=self.ledger.fee_revenue, write_offs=-self.ledger.exchange,
+            fee_revenue=self.ledger.fee_revenue,
+            write_offs=-self.ledger.exchange,
             debt_outstanding=sum((s.debt for s in self.states.values()), ZERO),
             charges=dict(self.charges),
             pools={
@@ -453,7 +520,9 @@ class _Simulation:
         )
 
 
-def simulate(policy: Policy, book: Book, scenario: Scenario, *, progress: Progress | None = None) -> SimulationResult:
+def simulate(
+    policy: Policy, book: Book, scenario: Scenario, *, progress: Progress | None = None
+) -> SimulationResult:
     """Run `book` through `scenario` under `policy`; raises ConservationError if money leaks."""
     with decimal.localcontext(DECIMAL_CONTEXT):
         return _Simulation(policy, book, scenario).run(progress)

@@ -45,9 +45,14 @@ class Deleverage:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "time": self.time, "account": self.account_id, "symbol": self.symbol, "side": self.side,
-            "quantity": format_decimal(self.quantity), "price": format_decimal(self.price),
-            "haircut": format_decimal(self.haircut), "notional": format_decimal(self.notional),
+            "time": self.time,
+            "account": self.account_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "quantity": format_decimal(self.quantity),
+            "price": format_decimal(self.price),
+            "haircut": format_decimal(self.haircut),
+            "notional": format_decimal(self.notional),
         }
 
 
@@ -70,20 +75,26 @@ class Waterfall:
         self.pool_of = pool_of
         self.touched = touched
         self.deleverages: list[Deleverage] = []
-        self._ranked: dict[tuple[str, str], list[tuple[Decimal, str, AccountState, dict[str, Any]]]] = {}
+        self._ranked: dict[
+            tuple[str, str], list[tuple[Decimal, str, AccountState, dict[str, Any]]]
+        ] = {}
 
     def new_step(self) -> None:
         """Forget the ADL ranking: it is computed at most once per step and side (a snapshot)."""
         self._ranked.clear()
 
-    def settle(self, time: int, state: AccountState, liquidation: Liquidation) -> tuple[Allocation, ...]:
+    def settle(
+        self, time: int, state: AccountState, liquidation: Liquidation
+    ) -> tuple[Allocation, ...]:
         """Book the liquidation's money and cover its shortfall; return the allocations."""
         statement = liquidation.statement
         ledger = self.ledger
         symbol = statement.orders[0].symbol if statement.orders else ""
         pool = self.pool_of(symbol)
-        ledger.add_flow("liquidated_margin", statement.starting_margin - statement.final_balance
-                        - statement.remaining_margin)
+        ledger.add_flow(
+            "liquidated_margin",
+            statement.starting_margin - statement.final_balance - statement.remaining_margin,
+        )
         ledger.add_flow("traders_to_counterparties", -statement.shortfall)
         for order in statement.orders:
             realized = order.pnl_at_mark + order.slippage
@@ -106,7 +117,9 @@ class Waterfall:
             ledger.insurance_funds[pool] = ZERO
         takeover = sum((o.takeover_result for o in statement.orders), ZERO)
         if takeover < 0:  # what the fund itself bore of takeover losses (the rest is in `claim`)
-            ledger.add_flow("insurance_fund_takeover_loss", -takeover - (claim - statement.shortfall))
+            ledger.add_flow(
+                "insurance_fund_takeover_loss", -takeover - (claim - statement.shortfall)
+            )
         if claim <= 0:
             return ()
         ledger.add_flow("claims", claim)
@@ -130,8 +143,13 @@ class Waterfall:
         return tuple(allocations)
 
     def stage(
-        self, stage: str, time: int, state: AccountState, liquidation: Liquidation,
-        remaining: Decimal, pool: str,
+        self,
+        stage: str,
+        time: int,
+        state: AccountState,
+        liquidation: Liquidation,
+        remaining: Decimal,
+        pool: str,
     ) -> Decimal:
         ledger = self.ledger
         if stage == "cross_wallet":
@@ -162,7 +180,9 @@ class Waterfall:
         raise AssertionError(f"unknown waterfall stage {stage}")
 
     # -- ADL ---------------------------------------------------------------------------------
-    def _pnl(self, state: AccountState, position: Mapping[str, Any], quantity: Decimal, price: Decimal) -> Decimal:
+    def _pnl(
+        self, state: AccountState, position: Mapping[str, Any], quantity: Decimal, price: Decimal
+    ) -> Decimal:
         context = self.evaluator.context(state)
         frame = context.frame_for(position)
         market = {**(frame.market or {}), "mark_price": price}
@@ -176,7 +196,9 @@ class Waterfall:
         if not orders or self.spec.adl_ranking is None:
             return ZERO
         last = orders[-1]
-        price = last.bankruptcy_price if last.bankruptcy_price is not None else last.settlement_price
+        price = (
+            last.bankruptcy_price if last.bankruptcy_price is not None else last.settlement_price
+        )
         opposite = "short" if last.side == "long" else "long"
         quantity_left = sum((o.quantity for o in orders if o.symbol == last.symbol), ZERO)
         candidates = self._ranked.get((last.symbol, opposite))
@@ -190,7 +212,9 @@ class Waterfall:
             if paid >= remaining or quantity_left <= 0:
                 break
             mark = state.market[position["symbol"]]["mark_price"]
-            per_contract = self._pnl(state, position, Decimal(1), mark) - self._pnl(state, position, Decimal(1), price)
+            per_contract = self._pnl(state, position, Decimal(1), mark) - self._pnl(
+                state, position, Decimal(1), price
+            )
             if per_contract <= 0:
                 continue
             need = remaining - paid
@@ -212,11 +236,23 @@ class Waterfall:
             quantity_left -= quantity
             self.touched(account_id)
             contract = self.policy.markets[position["symbol"]].contract_size
-            self.deleverages.append(Deleverage(time, account_id, position["symbol"], position["side"],
-                                               quantity, price, haircut, quantity * contract * mark))
+            self.deleverages.append(
+                Deleverage(
+                    time,
+                    account_id,
+                    position["symbol"],
+                    position["side"],
+                    quantity,
+                    price,
+                    haircut,
+                    quantity * contract * mark,
+                )
+            )
         return paid
 
-    def _rank(self, symbol: str, side: str) -> list[tuple[Decimal, str, AccountState, dict[str, Any]]]:
+    def _rank(
+        self, symbol: str, side: str
+    ) -> list[tuple[Decimal, str, AccountState, dict[str, Any]]]:
         """Eligible positions on `side` of `symbol`, best ranked first (ties by account id)."""
         assert self.spec.adl_ranking is not None
         candidates: list[tuple[Decimal, str, AccountState, dict[str, Any]]] = []
@@ -242,7 +278,9 @@ class Waterfall:
         return candidates
 
     @staticmethod
-    def _close(state: AccountState, position: dict[str, Any], quantity: Decimal, realized: Decimal) -> None:
+    def _close(
+        state: AccountState, position: dict[str, Any], quantity: Decimal, realized: Decimal
+    ) -> None:
         if position["margin_mode"] == "isolated":
             position["isolated_margin"] += realized
         else:

@@ -302,24 +302,28 @@ def test_evaluate_definitions_memoized_in_frame() -> None:
     assert current.cache == {"notional": D(220), "margin": D("2.2")}
 
 
+DEPTHLESS = Inputs(market={k: v for k, v in MARKETS["BTC"].items() if k != "book_depth"})
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("false and (1 / 0 > 0)", False),
         ("true or (1 / 0 > 0)", True),
-        ("not (false and market.missing_field_is_never_read > 0)", True),
+        ("not (false and market.book_depth > 0)", True),
+        ("is_long or sum(p.size / 0 for p in account.positions) > 0", True),
         ("if true then 1 else 1 / 0", D(1)),
         ("if false then 1 / 0 else 2", D(2)),
         ("if 1 > 2 then lookup(market.tiers, -1).rate else 0", D(0)),
+        ("count(p for p in account.positions where p.size > 5 and p.size / 0 > 1) * 0", None),
     ],
 )
 def test_evaluate_skipped_operand_never_evaluated(text: str, expected: Any) -> None:
-    if "missing_field" in text:
-        text = text.replace("market.missing_field_is_never_read", "market.book_depth")
-        inputs = Inputs(market={k: v for k, v in MARKETS["BTC"].items() if k != "book_depth"})
-        assert value(text, inputs) == expected
+    if expected is None:  # the right of `and` runs only for positions with size > 5
+        assert failure(text, DEPTHLESS).code == "E501"
+        assert value(text.replace("> 5", "> 50"), DEPTHLESS) == D(0)
     else:
-        assert value(text) == expected
+        assert value(text, DEPTHLESS) == expected
 
 
 def test_evaluate_evaluated_operand_raises() -> None:
@@ -613,6 +617,49 @@ def test_fast_path_is_raw_and_needs_the_context() -> None:
             fast(broke.frame())
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"), [("2 / 3", D("0." + "6" * 49 + "7")), ("0 / 0", None)]
+)
+def test_compiled_call_ignores_lookalike_caller_context(
+    text: str, expected: Decimal | None
+) -> None:
+    # same precision and exponents as the engine's context, but another rounding and fewer traps
+    lookalike = decimal.Context(
+        prec=DECIMAL_CONTEXT.prec,
+        Emax=DECIMAL_CONTEXT.Emax,
+        Emin=DECIMAL_CONTEXT.Emin,
+        rounding=decimal.ROUND_DOWN,
+        traps=[decimal.FloatOperation, decimal.DivisionByZero],
+    )
+    expr, typ, resolved = checked(text)
+    compiled = compile_program({}, {"x": (expr, typ)}, resolved).expressions["x"]
+    with decimal.localcontext(lookalike):
+        if expected is None:
+            with pytest.raises(EvaluationError) as info:
+                compiled(Inputs().frame())
+            assert info.value.code == "E501"
+        else:
+            assert compiled(Inputs().frame()) == expected
+
+
+def test_compiled_call_inside_engine_context_same_outcome() -> None:
+    expr, typ, resolved = checked("2 / 3 + ratio")
+    program = compile_program(DEFINITIONS, {"x": (expr, typ)}, DEFINITION_RESOLVED | resolved)
+    compiled = program.expressions["x"]
+    broke = Inputs(account={"wallet_balance": D(0), "positions": []})
+    outside = compiled(Inputs().frame())
+    with pytest.raises(EvaluationError) as error_outside:
+        compiled(broke.frame())
+    with decimal.localcontext(DECIMAL_CONTEXT):
+        inside = compiled(Inputs().frame())
+        with pytest.raises(EvaluationError) as error_inside:
+            compiled(broke.frame())
+    assert repr(inside) == repr(outside)
+    assert outside == DECIMAL_CONTEXT.add(DECIMAL_CONTEXT.divide(D(2), D(3)), D("0.0022"))
+    assert str(error_inside.value) == str(error_outside.value)
+    assert error_inside.value.code == "E501"
+
+
 # -- the compiled form agrees with the reference --------------------------------------------------
 
 NUMBER_LITERALS = ["0", "1", "2", "0.5", "3.25", "100", "1e3", "2.5%", "0.004", "20000"]
@@ -679,11 +726,16 @@ def numeric(draw: st.DrawFn, depth: int, variables: tuple[str, ...] = ()) -> str
         return f"lookup(market.fees, {draw(side(variables))}, {draw(n)}).fee"
     if kind == "limits":
         return f"lookup(market.limits, {draw(side(variables))}).max_leverage"
+    return draw(aggregate(depth, variables, count=kind == "count"))
+
+
+@st.composite
+def aggregate(draw: st.DrawFn, depth: int, variables: tuple[str, ...], count: bool) -> str:
     variable = draw(st.sampled_from(["p", "q"]))
     inner = (*variables, variable)
     where = draw(st.none() | boolean(depth - 1, inner))
     suffix = f" where {where}" if where is not None else ""
-    if kind == "count":
+    if count:
         element = draw(st.one_of(numeric(depth - 1, inner), boolean(depth - 1, inner)))
         return f"count({element} for {variable} in account.positions{suffix})"
     function = draw(st.sampled_from(["sum", "min", "max"]))
@@ -746,8 +798,7 @@ def inputs(draw: st.DrawFn) -> Inputs:
     return Inputs(position=current, account=account, markets=markets)
 
 
-@given(st.one_of(numeric(3), boolean(3)), inputs())
-def test_compiled_agrees_with_reference(text: str, data: Inputs) -> None:
+def agree(text: str, data: Inputs) -> None:
     compiled, reference = both(text, data)
     same(compiled, reference)
     # and without the reference's help: the fast path fails exactly when the reference fails
@@ -761,3 +812,14 @@ def test_compiled_agrees_with_reference(text: str, data: Inputs) -> None:
         else:
             assert not isinstance(reference, EvaluationError), (text, reference)
             assert repr(fast) == repr(reference)
+
+
+@given(st.one_of(numeric(3), boolean(3)), inputs())
+def test_compiled_agrees_with_reference(text: str, data: Inputs) -> None:
+    agree(text, data)
+
+
+@given(st.booleans().flatmap(lambda count: aggregate(2, (), count)), inputs())
+def test_compiled_aggregate_agrees_with_reference(text: str, data: Inputs) -> None:
+    # aggregates alone: their elements and conditions run once per position, or not at all
+    agree(text, data)

@@ -45,6 +45,8 @@ digit = st.one_of(st.sampled_from("0123456789"), st.characters(categories=["Nd"]
 digits = st.builds(
     lambda d, rest: d + rest, digit, st.text(alphabet=st.one_of(digit, st.just("_")), max_size=4)
 )
+ascii_digits = st.text(alphabet="0123456789_", max_size=5).map(lambda rest: "1" + rest)
+ascii_fraction = st.one_of(st.just(""), ascii_digits.map(lambda d: "." + d))
 fraction = st.one_of(st.just(""), digits.map(lambda d: "." + d))
 exponent = st.one_of(
     st.just(""),
@@ -198,9 +200,9 @@ _TIDY = {
     **{name: _padded(literal) for name, literal in _literals(GRAMMAR).items()},
     "NAME": _padded(names),
     "NUMBER": _padded(
-        st.from_regex(r"[0-9][0-9_]{0,5}(\.[0-9]{1,4})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+        st.builds(lambda *parts: "".join(parts), ascii_digits, ascii_fraction, exponent)
     ),
-    "PERCENT": _padded(st.from_regex(r"[0-9]{1,3}(\.[0-9]{1,3})?%", fullmatch=True)),
+    "PERCENT": _padded(st.builds(lambda d, f: f"{d}{f}%", ascii_digits, ascii_fraction)),
     "COMMENT": st.just(" # note\n"),
 }
 

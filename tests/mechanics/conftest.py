@@ -39,8 +39,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Po
             return cache[name]
         path: Path = folder / f"{name}.yaml"
         path.write_text(
-            f"id: {name}\ntitle: {name}\nextends: {parent}\nexamples: []\n"
-            + textwrap.dedent(body),
+            f"id: {name}\ntitle: {name}\nextends: {parent}\nexamples: []\n" + textwrap.dedent(body),
             encoding="utf-8",
         )
         cache[name] = load_policy(path)

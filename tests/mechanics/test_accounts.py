@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import InputError
 from engine.mechanics.accounts import parse_account, read_account_file
+from engine.numbers import DECIMAL_CONTEXT
 from engine.policy.yaml_reader import read_yaml
 
 D = Decimal
@@ -17,12 +18,19 @@ D = Decimal
 
 def _account(**position: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "symbol": "BTCUSDT", "side": "long", "size": "2", "entry_price": "60000",
-        "margin_mode": "isolated", "isolated_margin": "12000", "leverage": "10",
+        "symbol": "BTCUSDT",
+        "side": "long",
+        "size": "2",
+        "entry_price": "60000",
+        "margin_mode": "isolated",
+        "isolated_margin": "12000",
+        "leverage": "10",
     }
     base.update(position)
     return {
-        "id": "t", "wallet_balance": "0", "positions": [base],
+        "id": "t",
+        "wallet_balance": "0",
+        "positions": [base],
         "market": {"BTCUSDT": {"mark_price": "59000"}},
     }
 
@@ -53,14 +61,20 @@ def _check_alice(account) -> None:
     assert str(account.wallet_balance) == "0.1"  # exactly one tenth, not 0.1000000000000000055…
     btc, eth = account.positions
     assert btc == {
-        "symbol": "BTCUSDT", "side": "long", "margin_mode": "isolated",
-        "size": D("2"), "entry_price": D("60000.5"), "isolated_margin": D("12000"),
+        "symbol": "BTCUSDT",
+        "side": "long",
+        "margin_mode": "isolated",
+        "size": D("2"),
+        "entry_price": D("60000.5"),
+        "isolated_margin": D("12000"),
         "leverage": D("10"),
     }
     assert eth["size"] == D("1.25") and eth["margin_mode"] == "cross"
     assert "isolated_margin" not in eth  # cross positions have no isolated margin
     assert account.market["BTCUSDT"] == {
-        "mark_price": D("59000"), "previous_mark_price": D("59500"), "book_depth": D("2500000"),
+        "mark_price": D("59000"),
+        "previous_mark_price": D("59500"),
+        "book_depth": D("2500000"),
     }
     assert str(account.market["ETHUSDT"]["mark_price"]) == "3000.01"
     for position in account.positions:
@@ -93,16 +107,35 @@ def test_json_numbers_are_read_exactly(usdm):
 
 def test_numeric_strings_are_read_exactly(usdm):
     data = {
-        "id": "alice", "wallet_balance": "0.1",
+        "id": "alice",
+        "wallet_balance": "0.1",
         "positions": [
-            {"symbol": "BTCUSDT", "side": "long", "size": "2", "entry_price": "60000.5",
-             "margin_mode": "isolated", "isolated_margin": "12_000", "leverage": "10"},
-            {"symbol": "ETHUSDT", "side": "short", "size": "1.25", "entry_price": "3e3",
-             "margin_mode": "cross", "leverage": "20"},
+            {
+                "symbol": "BTCUSDT",
+                "side": "long",
+                "size": "2",
+                "entry_price": "60000.5",
+                "margin_mode": "isolated",
+                "isolated_margin": "12_000",
+                "leverage": "10",
+            },
+            {
+                "symbol": "ETHUSDT",
+                "side": "short",
+                "size": "1.25",
+                "entry_price": "3e3",
+                "margin_mode": "cross",
+                "leverage": "20",
+            },
         ],
-        "market": {"BTCUSDT": {"mark_price": "59000", "previous_mark_price": "59500",
-                               "book_depth": "2500000"},
-                   "ETHUSDT": {"mark_price": "3000.01"}},
+        "market": {
+            "BTCUSDT": {
+                "mark_price": "59000",
+                "previous_mark_price": "59500",
+                "book_depth": "2500000",
+            },
+            "ETHUSDT": {"mark_price": "3000.01"},
+        },
     }
     _check_alice(parse_account(data, usdm))
 
@@ -119,7 +152,7 @@ def test_python_int_and_decimal_values_are_accepted(usdm):
         ("0.5", "40000", "20", D("1000")),  # the policy's `dave` example
         ("2", "60000", "10", D("12000")),
         ("0.003", "61234.5", "125", D("1.469628")),  # 183.7035 / 125, exact
-        ("1", "30000", "7", D(30000) / D(7)),  # inexact: carried at 50 digits
+        ("1", "30000", "7", DECIMAL_CONTEXT.divide(D(30000), D(7))),  # inexact: 50 digits
     ],
 )
 def test_isolated_margin_defaults_to_notional_at_entry_over_leverage(
@@ -210,12 +243,30 @@ def test_every_policy_problem_is_reported_at_once(usdm):
     data = {
         "wallet_balance": "0",
         "positions": [
-            {"symbol": "BTCUSD", "side": "long", "size": "1", "entry_price": "1",
-             "margin_mode": "isolated", "leverage": "1"},
-            {"symbol": "ETHUSDT", "side": "long", "size": "1", "entry_price": "1",
-             "margin_mode": "isolated", "leverage": "1"},
-            {"symbol": "ETHUSDT", "side": "long", "size": "1", "entry_price": "1",
-             "margin_mode": "cross", "leverage": "1"},
+            {
+                "symbol": "BTCUSD",
+                "side": "long",
+                "size": "1",
+                "entry_price": "1",
+                "margin_mode": "isolated",
+                "leverage": "1",
+            },
+            {
+                "symbol": "ETHUSDT",
+                "side": "long",
+                "size": "1",
+                "entry_price": "1",
+                "margin_mode": "isolated",
+                "leverage": "1",
+            },
+            {
+                "symbol": "ETHUSDT",
+                "side": "long",
+                "size": "1",
+                "entry_price": "1",
+                "margin_mode": "cross",
+                "leverage": "1",
+            },
         ],
         "market": {"BTCUSDT": {"mark_price": "1"}},
     }
@@ -253,8 +304,13 @@ market:
 @pytest.mark.parametrize(
     ("name", "text", "field", "line", "column"),
     [
-        ("bad.json", JSON_FILE, "positions[0].size", 5,
-         JSON_FILE.splitlines()[4].index('"abc"') + 1),
+        (
+            "bad.json",
+            JSON_FILE,
+            "positions[0].size",
+            5,
+            JSON_FILE.splitlines()[4].index('"abc"') + 1,
+        ),
         ("bad.yaml", YAML_FILE, "positions[0].side", 5, 11),
     ],
 )

@@ -14,22 +14,41 @@ from engine.mechanics.liquidate import Liquidation
 D = Decimal
 ISOLATED = "isolated_margin:BTCUSDT long"
 
-ERIN_MARKET = {"mark_price": "54200", "book_depth": "2500000", "average_book_depth": "5000000",
-               "previous_mark_price": "56000"}
+ERIN_MARKET = {
+    "mark_price": "54200",
+    "book_depth": "2500000",
+    "average_book_depth": "5000000",
+    "previous_mark_price": "56000",
+}
 
 
-def pos(symbol="BTCUSDT", side="long", *, size="2", entry="60000", mode="isolated", margin="12000",
-        leverage="10") -> dict[str, Any]:
-    p = {"symbol": symbol, "side": side, "size": size, "entry_price": entry, "margin_mode": mode,
-         "leverage": leverage}
+def pos(
+    symbol="BTCUSDT",
+    side="long",
+    *,
+    size="2",
+    entry="60000",
+    mode="isolated",
+    margin="12000",
+    leverage="10",
+) -> dict[str, Any]:
+    p = {
+        "symbol": symbol,
+        "side": side,
+        "size": size,
+        "entry_price": entry,
+        "margin_mode": mode,
+        "leverage": leverage,
+    }
     if margin is not None and mode == "isolated":
         p["isolated_margin"] = margin
     return p
 
 
 def run(policy, positions, market, wallet="0") -> AccountResult:
-    account = parse_account({"id": "t", "wallet_balance": wallet, "positions": positions,
-                             "market": market}, policy)
+    account = parse_account(
+        {"id": "t", "wallet_balance": wallet, "positions": positions, "market": market}, policy
+    )
     return evaluate_account(policy, account)
 
 
@@ -39,8 +58,10 @@ def erin(policy) -> Liquidation:
 
 
 def items(liquidation: Liquidation) -> list[tuple[Any, ...]]:
-    return [(i.kind, i.name, i.amount, i.balance, i.order, i.detail)
-            for i in liquidation.statement.items]
+    return [
+        (i.kind, i.name, i.amount, i.balance, i.order, i.detail)
+        for i in liquidation.statement.items
+    ]
 
 
 def statuses(liquidation: Liquidation) -> list[tuple[str, str]]:
@@ -48,6 +69,7 @@ def statuses(liquidation: Liquidation) -> list[tuple[str, str]]:
 
 
 # --- the stepped example -------------------------------------------------------------------
+
 
 def test_erin_statement_items_exactly(usdm):
     """binance-usdm example `erin`: one reduce to bracket 1 at the fill, then the takeover.
@@ -58,28 +80,56 @@ def test_erin_statement_items_exactly(usdm):
         ("starting_margin", "margin before liquidation", D("12000"), ISOLATED, None, None),
         ("pnl_at_mark", "closed 1.078 BTCUSDT long at mark", D("-6252.4"), ISOLATED, 1, None),
         ("slippage", "settlement price vs mark", D("-682.8052"), ISOLATED, 1, None),
-        ("fee", "clearance_fee", D("-175.2828"), ISOLATED, 1,
-         "charged 175.2828; to insurance_fund"),
+        (
+            "fee",
+            "clearance_fee",
+            D("-175.2828"),
+            ISOLATED,
+            1,
+            "charged 175.2828; to insurance_fund",
+        ),
         ("pnl_at_mark", "closed 0.922 BTCUSDT long at mark", D("-5347.6"), ISOLATED, 2, None),
         ("slippage", "settlement price vs mark", D("458.0496"), ISOLATED, 2, None),
-        ("fee", "clearance_fee", D("0"), ISOLATED, 2,
-         "charged 149.9172, waived 149.9172; to insurance_fund"),
-        ("shortfall", "loss past bankruptcy, to the loss waterfall", D("0.0384"), ISOLATED, 2,
-         None),
+        (
+            "fee",
+            "clearance_fee",
+            D("0"),
+            ISOLATED,
+            2,
+            "charged 149.9172, waived 149.9172; to insurance_fund",
+        ),
+        (
+            "shortfall",
+            "loss past bankruptcy, to the loss waterfall",
+            D("0.0384"),
+            ISOLATED,
+            2,
+            None,
+        ),
         ("final_balance", "returned to the trader", D("0"), ISOLATED, None, None),
     ]
     statement = liquidation.statement
     assert statement.reconciliation_error == 0
     assert (statement.fees_collected, statement.shortfall, statement.final_balance) == (
-        D("175.2828"), D("0.0384"), D("0"))
+        D("175.2828"),
+        D("0.0384"),
+        D("0"),
+    )
     assert statement.fully_liquidated and statement.remaining_margin == 0
     first, second = statement.orders
     assert (first.quantity, first.fill_price, first.settlement_price, first.bankruptcy_price) == (
-        D("1.078"), D("53566.6"), D("53566.6"), D("54000"))
+        D("1.078"),
+        D("53566.6"),
+        D("53566.6"),
+        D("54000"),
+    )
     assert first.is_partial and not second.is_partial
     assert first.margin_after == D("4889.512") == second.margin_before + D("0.922") * 5800
-    assert dict(first.consumed) == {"loss": D("6252.4"), "slippage": D("682.8052"),
-                                    "fees": D("175.2828")}
+    assert dict(first.consumed) == {
+        "loss": D("6252.4"),
+        "slippage": D("682.8052"),
+        "fees": D("175.2828"),
+    }
     assert dict(second.consumed) == {"loss": D("5347.5616"), "slippage": 0, "fees": 0}
     assert statuses(liquidation) == [
         ("cancel open orders", "no effect"),
@@ -105,10 +155,13 @@ def test_settlement_at_the_bankruptcy_price_sends_the_fill_difference_to_the_tak
 
 
 def test_settlement_at_the_fill_price_leaves_the_trader_the_slippage(usdm, variant):
-    at_fill = variant("settle-at-fill", """\
+    at_fill = variant(
+        "settle-at-fill",
+        """\
         liquidation:
           fill: {settlement_price: order.fill_price}
-        """)
+        """,
+    )
     liquidation = erin(at_fill)
     second = liquidation.statement.orders[1]
     assert second.settlement_price == second.fill_price
@@ -122,24 +175,31 @@ def test_settlement_at_the_fill_price_leaves_the_trader_the_slippage(usdm, varia
 
 # --- consumption order ---------------------------------------------------------------------
 
+
 def test_consumption_order_decides_what_is_waived_and_what_is_shortfall(usdm, variant):
-    fees_first = variant("fees-first", """\
+    fees_first = variant(
+        "fees-first",
+        """\
         liquidation:
           consumption_order: [fees, loss, slippage]
-        """)
+        """,
+    )
     assert usdm.procedure.consumption_order == ("loss", "slippage", "fees")
     last = erin(usdm)  # fees last: the bankrupt order's fee is waived
     first = erin(fees_first)  # fees first: the fee is collected, the loss it displaces is shortfall
     fee = D("149.9172")  # 0.3 % * 0.922 * 54,200
-    (_, _, charged_last, collected_last, _), = last.statement.orders[1].fees
-    (_, _, charged_first, collected_first, _), = first.statement.orders[1].fees
+    ((_, _, charged_last, collected_last, _),) = last.statement.orders[1].fees
+    ((_, _, charged_first, collected_first, _),) = first.statement.orders[1].fees
     assert charged_last == charged_first == fee
     assert (collected_last, collected_first) == (0, fee)
     assert last.statement.shortfall == D("0.0384")
     assert first.statement.shortfall == last.statement.shortfall + fee
     loss_paid = dict(last.statement.orders[1].consumed)["loss"]
     assert dict(first.statement.orders[1].consumed) == {
-        "fees": fee, "loss": loss_paid - fee, "slippage": 0}
+        "fees": fee,
+        "loss": loss_paid - fee,
+        "slippage": 0,
+    }
     # the solvent first order pays everything either way
     assert last.statement.orders[0].consumed != first.statement.orders[0].consumed  # order differs
     assert dict(last.statement.orders[0].consumed) == dict(first.statement.orders[0].consumed)
@@ -149,11 +209,14 @@ def test_consumption_order_decides_what_is_waived_and_what_is_shortfall(usdm, va
 
 
 def test_slippage_before_loss_changes_which_loss_is_short(variant):
-    slippage_first = variant("slippage-first", """\
+    slippage_first = variant(
+        "slippage-first",
+        """\
         liquidation:
           consumption_order: [slippage, fees, loss]
           fill: {settlement_price: order.fill_price}
-        """)
+        """,
+    )
     first, second = erin(slippage_first).statement.orders
     margin = first.margin_after  # what backs the bankrupt second order
     consumed = dict(second.consumed)
@@ -200,8 +263,14 @@ def test_surcharge_applies_only_in_stressed_markets(
     variant, *, mark, previous, depth, average, surcharged
 ):
     policy = variant("surcharge", SURCHARGE)
-    market = {"BTCUSDT": {"mark_price": mark, "previous_mark_price": previous, "book_depth": depth,
-                          "average_book_depth": average}}
+    market = {
+        "BTCUSDT": {
+            "mark_price": mark,
+            "previous_mark_price": previous,
+            "book_depth": depth,
+            "average_book_depth": average,
+        }
+    }
     [liquidation] = run(policy, [dict(DAVE)], market).liquidations
     [order] = liquidation.statement.orders  # bracket 1: closed in full by step 1
     names = [name for name, *_ in order.fees]
@@ -237,10 +306,15 @@ def test_no_fee_on_a_partial_liquidation_order(variant):
 
 # --- surplus -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("rule", "share"),
-    [("0", D(0)), ("order.remaining_margin", D(1)), ("order.remaining_margin / 2", D("0.5")),
-     ("1_000_000", D(1))],  # clamped to what is left
+    [
+        ("0", D(0)),
+        ("order.remaining_margin", D(1)),
+        ("order.remaining_margin / 2", D("0.5")),
+        ("1_000_000", D(1)),
+    ],  # clamped to what is left
 )
 def test_surplus_to_insurance_fund_takes_the_remaining_margin(variant, rule, share):
     body = f"liquidation:\n  surplus_to_insurance_fund: '{rule}'\n"
@@ -264,18 +338,24 @@ def test_surplus_to_insurance_fund_takes_the_remaining_margin(variant, rule, sha
 
 # --- units ---------------------------------------------------------------------------------
 
+
 def test_cross_liquidation_touches_only_the_cross_wallet(usdm):
     positions = [
         pos("BTCUSDT", "long", size="1", entry="60000", mode="cross"),
         pos("ETHUSDT", "long", size="2", entry="3000", mode="cross"),
         pos("ETHUSDT", "short", size="10", entry="3000", margin="10000", leverage="3"),
     ]
-    market = {"BTCUSDT": {"mark_price": "45000", "book_depth": "100000000"},
-              "ETHUSDT": {"mark_price": "3000", "book_depth": "100000000"}}
+    market = {
+        "BTCUSDT": {"mark_price": "45000", "book_depth": "100000000"},
+        "ETHUSDT": {"mark_price": "3000", "book_depth": "100000000"},
+    }
     result = run(usdm, positions, market, wallet="10000")
     by_mode = {(p.symbol, p.side): p.triggered for p in result.positions}
-    assert by_mode == {("BTCUSDT", "long"): True, ("ETHUSDT", "long"): True,
-                       ("ETHUSDT", "short"): False}
+    assert by_mode == {
+        ("BTCUSDT", "long"): True,
+        ("ETHUSDT", "long"): True,
+        ("ETHUSDT", "short"): False,
+    }
     [liquidation] = result.liquidations
     statement = liquidation.statement
     assert statement.unit == "cross" and statement.balance == "cross_wallet"
@@ -285,27 +365,46 @@ def test_cross_liquidation_touches_only_the_cross_wallet(usdm):
     assert statement.starting_margin == D(10000)
     assert result.after.wallet_balance == statement.final_balance
     [isolated] = [p for p in result.after.positions if p["margin_mode"] == "isolated"]
-    assert isolated == {"symbol": "ETHUSDT", "side": "short", "margin_mode": "isolated",
-                        "size": D(10), "entry_price": D(3000), "isolated_margin": D(10000),
-                        "leverage": D(3)}
+    assert isolated == {
+        "symbol": "ETHUSDT",
+        "side": "short",
+        "margin_mode": "isolated",
+        "size": D(10),
+        "entry_price": D(3000),
+        "isolated_margin": D(10000),
+        "leverage": D(3),
+    }
     assert statement.reconciliation_error == 0
 
 
 def test_isolated_liquidation_leaves_the_cross_wallet_alone_until_it_returns_the_rest(usdm):
-    positions = [pos(size="0.5", entry="40000", margin=None, leverage="20"),
-                 pos("ETHUSDT", "long", size="1", entry="3000", mode="cross")]
-    market = {"BTCUSDT": {"mark_price": "38152.6", "book_depth": "1000000000"},
-              "ETHUSDT": {"mark_price": "3000"}}
+    positions = [
+        pos(size="0.5", entry="40000", margin=None, leverage="20"),
+        pos("ETHUSDT", "long", size="1", entry="3000", mode="cross"),
+    ]
+    market = {
+        "BTCUSDT": {"mark_price": "38152.6", "book_depth": "1000000000"},
+        "ETHUSDT": {"mark_price": "3000"},
+    }
     result = run(usdm, positions, market, wallet="500")
     [liquidation] = result.liquidations
     assert liquidation.statement.unit == "BTCUSDT long isolated"
     assert {i.balance for i in liquidation.statement.items} == {ISOLATED}
-    assert result.after.positions == ({"symbol": "ETHUSDT", "side": "long", "margin_mode": "cross",
-                                       "size": D(1), "entry_price": D(3000), "leverage": D(10)},)
+    assert result.after.positions == (
+        {
+            "symbol": "ETHUSDT",
+            "side": "long",
+            "margin_mode": "cross",
+            "size": D(1),
+            "entry_price": D(3000),
+            "leverage": D(10),
+        },
+    )
     assert result.after.wallet_balance == 500 + liquidation.statement.final_balance
 
 
 # --- stopping and closing the rest ---------------------------------------------------------
+
 
 def test_trigger_that_stops_holding_after_the_reduce_stops_the_procedure(usdm):
     """20 BTC long (bracket 3) at its liquidation price: reducing below 600,000 notional drops the
@@ -335,20 +434,26 @@ def test_trigger_that_stops_holding_after_the_reduce_stops_the_procedure(usdm):
 
 
 def test_close_the_rest_after_the_last_step_when_still_triggered(variant):
-    policy = variant("trim-only", """\
+    policy = variant(
+        "trim-only",
+        """\
         liquidation:
           steps:
             - name: trim a tenth
               kind: reduce
               quantity: 'round(position.size / 10, 0.001, "up")'
               repeat: 2
-        """)
+        """,
+    )
     liquidation = erin(policy)
     assert statuses(liquidation) == [("trim a tenth", "executed"), ("close the rest", "executed")]
     assert liquidation.steps[0].detail == "2 orders, 0.38 contracts"  # 0.2, then 0.18
     orders = liquidation.statement.orders
     assert [(o.step, o.quantity) for o in orders] == [
-        ("trim a tenth", D("0.2")), ("trim a tenth", D("0.18")), ("close the rest", D("1.62"))]
+        ("trim a tenth", D("0.2")),
+        ("trim a tenth", D("0.18")),
+        ("close the rest", D("1.62")),
+    ]
     assert liquidation.statement.fully_liquidated
     assert liquidation.steps[1].detail == "trigger still held after the last step; closed 1.62"
     assert liquidation.statement.reconciliation_error == 0
@@ -375,17 +480,23 @@ def test_offsetting_a_hedged_pair_books_no_shortfall(variant):
     took the 1,000 wallet, booked 9,000 shortfall, then the short leg paid 10,000 back: the trader
     left with 10,000 of the insurance fund's money.  The gaining leg now runs first."""
     policy = variant("offset-close", OFFSET)
-    positions = [pos("BTCUSDT", "long", size="1", entry="60000", mode="cross"),
-                 pos("BTCUSDT", "short", size="1", entry="60000", mode="cross"),
-                 pos("ETHUSDT", "long", size="1", entry="3000", mode="cross")]
-    market = {"BTCUSDT": {"mark_price": "50000", "book_depth": "1000000"},
-              "ETHUSDT": {"mark_price": "2300", "book_depth": "1000000"}}
+    positions = [
+        pos("BTCUSDT", "long", size="1", entry="60000", mode="cross"),
+        pos("BTCUSDT", "short", size="1", entry="60000", mode="cross"),
+        pos("ETHUSDT", "long", size="1", entry="3000", mode="cross"),
+    ]
+    market = {
+        "BTCUSDT": {"mark_price": "50000", "book_depth": "1000000"},
+        "ETHUSDT": {"mark_price": "2300", "book_depth": "1000000"},
+    }
     result = run(policy, positions, market, wallet="1000")
     [liquidation] = result.liquidations
     assert statuses(liquidation) == [("offset", "executed"), ("close", "not reached")]
     statement = liquidation.statement
     assert [(o.symbol, o.side, o.quantity) for o in statement.orders] == [
-        ("BTCUSDT", "short", D(1)), ("BTCUSDT", "long", D(1))]
+        ("BTCUSDT", "short", D(1)),
+        ("BTCUSDT", "long", D(1)),
+    ]
     assert statement.shortfall == 0
     assert sum((o.pnl_at_mark + o.slippage for o in statement.orders), D(0)) == 0
     assert statement.final_balance == result.after.wallet_balance == D(1000)
@@ -397,11 +508,15 @@ def test_hedged_cross_pair_without_a_bankruptcy_price_settles_at_the_mark(usdm):
     """Regression: with a BTC long and short of equal size in the cross unit, the margin balance
     does not move with the BTC price, so no bankruptcy price exists and step 2's
     `order.bankruptcy_price` raised EvaluationError (missing input) out of evaluate_account."""
-    positions = [pos("BTCUSDT", "long", size="1", entry="60000", mode="cross"),
-                 pos("BTCUSDT", "short", size="1", entry="60000", mode="cross"),
-                 pos("ETHUSDT", "long", size="30", entry="3000", mode="cross")]
-    market = {"BTCUSDT": {"mark_price": "50000", "book_depth": "1000000"},
-              "ETHUSDT": {"mark_price": "2000", "book_depth": "1000000"}}
+    positions = [
+        pos("BTCUSDT", "long", size="1", entry="60000", mode="cross"),
+        pos("BTCUSDT", "short", size="1", entry="60000", mode="cross"),
+        pos("ETHUSDT", "long", size="30", entry="3000", mode="cross"),
+    ]
+    market = {
+        "BTCUSDT": {"mark_price": "50000", "book_depth": "1000000"},
+        "ETHUSDT": {"mark_price": "2000", "book_depth": "1000000"},
+    }
     for wallet in ("0", "1000"):
         result = run(usdm, positions, market, wallet=wallet)
         [liquidation] = result.liquidations

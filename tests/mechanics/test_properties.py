@@ -30,8 +30,24 @@ MARKETS = {  # symbol: (size step, size range in steps, tick, entry range in tic
     "BTCUSDT": (D("0.001"), (1, 50_000), D("0.1"), (10_000, 2_000_000)),  # ≤ 50 BTC, 1k-200k
     "ETHUSDT": (D("0.01"), (1, 50_000), D("0.01"), (10_000, 1_000_000)),  # ≤ 500 ETH, 100-10k
 }
-FACTORS = ["0.1", "0.3", "0.5", "0.8", "0.9", "0.95", "0.98", "0.99", "1", "1.01", "1.02", "1.05",
-           "1.1", "1.3", "2", "5"]
+FACTORS = [
+    "0.1",
+    "0.3",
+    "0.5",
+    "0.8",
+    "0.9",
+    "0.95",
+    "0.98",
+    "0.99",
+    "1",
+    "1.01",
+    "1.02",
+    "1.05",
+    "1.1",
+    "1.3",
+    "2",
+    "5",
+]
 DEPTHS = ["1000000000", "50000000", "2500000", "100000"]  # deep first: solvent fills
 
 
@@ -48,8 +64,14 @@ def accounts(draw: st.DrawFn) -> dict[str, Any]:
         entry = entries.setdefault(symbol, draw(st.integers(*prices)) * tick)
         leverage = draw(st.integers(1, 125))
         mode = draw(st.sampled_from(["isolated", "cross"]))
-        position = {"symbol": symbol, "side": side, "size": str(size), "entry_price": str(entry),
-                    "margin_mode": mode, "leverage": str(leverage)}
+        position = {
+            "symbol": symbol,
+            "side": side,
+            "size": str(size),
+            "entry_price": str(entry),
+            "margin_mode": mode,
+            "leverage": str(leverage),
+        }
         if mode == "isolated" and draw(st.booleans()):  # an explicit margin, else the default
             share = D(draw(st.sampled_from(["0.01", "0.1", "0.5", "1", "1.5"])))
             position["isolated_margin"] = str((size * entry * share).quantize(D("0.01")))
@@ -76,8 +98,12 @@ def accounts(draw: st.DrawFn) -> dict[str, Any]:
             factor = factor if where != "just past" else D("0.5") if loss < 0 else D(2)
             mark = max(tick, (entry * factor / tick).quantize(D(1), ROUND_FLOOR) * tick)
         depth = draw(st.sampled_from(DEPTHS))
-        market[symbol] = {"mark_price": str(mark), "previous_mark_price": str(entry),
-                          "book_depth": depth, "average_book_depth": str(D(depth) * 2)}
+        market[symbol] = {
+            "mark_price": str(mark),
+            "previous_mark_price": str(entry),
+            "book_depth": depth,
+            "average_book_depth": str(D(depth) * 2),
+        }
     return {"id": "random", "wallet_balance": str(wallet), "positions": positions, "market": market}
 
 
@@ -89,10 +115,15 @@ def usdm() -> Policy:
 
 def _isolated_liquidation_price(position: dict[str, Any]) -> Decimal | None:
     margin = position.get("isolated_margin")
-    quote = quote_prices(usdm(), symbol=position["symbol"], side=position["side"],
-                         size=D(position["size"]), entry_price=D(position["entry_price"]),
-                         leverage=D(position["leverage"]),
-                         margin=D(margin) if margin is not None else None)
+    quote = quote_prices(
+        usdm(),
+        symbol=position["symbol"],
+        side=position["side"],
+        size=D(position["size"]),
+        entry_price=D(position["entry_price"]),
+        leverage=D(position["leverage"]),
+        margin=D(margin) if margin is not None else None,
+    )
     return quote.liquidation_price
 
 
@@ -113,8 +144,9 @@ def check_money(statement: Statement) -> None:
     fees = statement.fees_collected
     paid_fees = (amount for o in orders for name, amount in o.consumed if name == "fees")
     assert fees == sum(paid_fees, ZERO)
-    left = (statement.final_balance + statement.remaining_margin
-            + statement.surplus_to_insurance_fund)
+    left = (
+        statement.final_balance + statement.remaining_margin + statement.surplus_to_insurance_fund
+    )
     # margin consumed (by losses and fees) + what is left = what the unit had, plus its gains
     assert fees + consumed + left == statement.starting_margin + gains
     # losses are paid from the margin or become shortfall, nothing else
@@ -132,13 +164,18 @@ def test_statements_reconcile_and_conserve_money(data):
         statement = liquidation.statement
         assert statement.reconciliation_error == 0 and statement.reconciles
         check_money(statement)
-        assert statement.final_balance >= 0
+        # a cross wallet left open may stay below zero while open positions' profit backs it
+        assert statement.final_balance >= 0 or (
+            statement.unit == "cross" and not statement.fully_liquidated
+        )
         assert statement.shortfall >= 0
         assert statement.remaining_margin >= 0
         assert statement.surplus_to_insurance_fund >= 0
         assert statement.orders, "a triggered unit is liquidated with at least one order"
         for order in statement.orders:
-            assert order.shortfall >= 0 and order.margin_after >= 0
+            assert order.shortfall >= 0
+            # a cross wallet may dip below zero while other open positions' profit backs it
+            assert order.margin_after >= 0 or statement.unit == "cross"
             assert all(amount >= 0 for _, amount in order.consumed)
             for _, _, charged, collected, _ in order.fees:
                 assert 0 <= collected <= charged
@@ -146,15 +183,21 @@ def test_statements_reconcile_and_conserve_money(data):
             assert statement.remaining_margin == 0  # the cross wallet is the final balance
         else:  # a partial isolated liquidation keeps its margin in the position
             assert statement.final_balance == 0
-            [kept] = [p for p in result.after.positions
-                      if statement.unit == f"{p['symbol']} {p['side']} isolated"]
+            [kept] = [
+                p
+                for p in result.after.positions
+                if statement.unit == f"{p['symbol']} {p['side']} isolated"
+            ]
             assert kept["isolated_margin"] == statement.remaining_margin
         assert sum(liquidation.fees_to.values(), ZERO) == statement.fees_collected
     # every triggered isolated position and a triggered cross group each got exactly one unit
     units = [item.statement.unit for item in result.liquidations]
     assert len(units) == len(set(units))
-    expected = {f"{p.symbol} {p.side} isolated" for p in result.positions
-                if p.triggered and p.margin_mode == "isolated"}
+    expected = {
+        f"{p.symbol} {p.side} isolated"
+        for p in result.positions
+        if p.triggered and p.margin_mode == "isolated"
+    }
     if any(p.triggered for p in result.positions if p.margin_mode == "cross"):
         expected.add("cross")
     assert set(units) == expected
@@ -270,7 +313,10 @@ def test_money_is_conserved_with_offsets_surplus_and_fees_first(variant, data):
         statement = liquidation.statement
         assert statement.reconciliation_error == 0
         check_money(statement)
-        assert statement.final_balance >= 0 and statement.shortfall >= 0
+        assert statement.shortfall >= 0
+        assert statement.final_balance >= 0 or (
+            statement.unit == "cross" and not statement.fully_liquidated
+        )
         if statement.fully_liquidated and statement.surplus_to_insurance_fund:
             assert statement.surplus_to_insurance_fund == statement.final_balance  # half each
         for first, second in itertools.pairwise(statement.orders):

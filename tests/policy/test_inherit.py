@@ -185,10 +185,17 @@ def test_extends_relative_path_in_other_folder(tmp_path):
 
 def test_extends_grandparent_chain_merges_in_order(tmp_path):
     write(tmp_path, "parent.yaml", PARENT)
-    write(tmp_path, "middle.yaml", "extends: parent.yaml\nid: middle\ntitle: Middle\n"
-          "markets:\n  BTCUSDT: {tick_size: 1}\n  ETHUSDT: {tick_size: 2}\n")
-    path = write(tmp_path, "child.yaml", "extends: middle.yaml\nid: child\ntitle: Child\n"
-                 "markets:\n  BTCUSDT: {tick_size: 3}\n")
+    write(
+        tmp_path,
+        "middle.yaml",
+        "extends: parent.yaml\nid: middle\ntitle: Middle\n"
+        "markets:\n  BTCUSDT: {tick_size: 1}\n  ETHUSDT: {tick_size: 2}\n",
+    )
+    path = write(
+        tmp_path,
+        "child.yaml",
+        "extends: middle.yaml\nid: child\ntitle: Child\nmarkets:\n  BTCUSDT: {tick_size: 3}\n",
+    )
     policy = load_policy(path)
     assert policy.markets["BTCUSDT"].tick_size == 3
     assert policy.markets["ETHUSDT"].tick_size == 2
@@ -209,8 +216,10 @@ def test_extends_error_in_parent_definition_points_into_parent(tmp_path):
 
 
 def test_extends_error_in_parent_schema_points_into_parent(tmp_path):
-    broken = PARENT.replace("kind: linear, contract_size: 1, tick_size: 0.01", "kind: liner, "
-                            "contract_size: 1, tick_size: 0.01")
+    broken = PARENT.replace(
+        "kind: linear, contract_size: 1, tick_size: 0.01",
+        "kind: liner, contract_size: 1, tick_size: 0.01",
+    )
     found = child_errors(tmp_path, "id: child\ntitle: Child\n", parent=broken)
     assert [d.code for d in found] == ["E104"]
     assert where(found[0]) == ("parent.yaml", 8, 19)
@@ -242,8 +251,11 @@ def test_extends_child_override_error_points_into_child(tmp_path):
 
 def test_extends_shipped_policy_by_id(tmp_path):
     shipped = policies_dir() / "binance-usdm.yaml"
-    path = write(tmp_path, "mine.yaml", "extends: binance-usdm\nid: mine\ntitle: Mine\n"
-                 "markets:\n  ETHUSDT: null\n")
+    path = write(
+        tmp_path,
+        "mine.yaml",
+        "extends: binance-usdm\nid: mine\ntitle: Mine\nmarkets:\n  ETHUSDT: null\n",
+    )
     policy = load_policy(path)
     assert set(policy.markets) == {"BTCUSDT"}
     assert "maintenance_margin" in policy.definitions

@@ -92,8 +92,14 @@ def where(diagnostic: Diagnostic) -> tuple[int, int]:
 
 def table_policy(rows: list[str], keys: str = "[{name: notional, kind: interval}]") -> str:
     lines = [
-        "id: tables", "title: Tables", "tables:", "  t:", "    assumption: test numbers",
-        f"    keys: {keys}", "    rows:", *(f"      - {row}" for row in rows),
+        "id: tables",
+        "title: Tables",
+        "tables:",
+        "  t:",
+        "    assumption: test numbers",
+        f"    keys: {keys}",
+        "    rows:",
+        *(f"      - {row}" for row in rows),
     ]
     return "\n".join(lines) + "\n"
 
@@ -107,8 +113,12 @@ def evaluate(
     policy: Policy, name: str, *, size: Any, leverage: Any = 10, mark_price: Any = 1
 ) -> Any:
     position = {
-        "symbol": "BTCUSDT", "side": "long", "size": Decimal(size), "entry_price": Decimal(1),
-        "leverage": Decimal(leverage), "margin_mode": "cross",
+        "symbol": "BTCUSDT",
+        "side": "long",
+        "size": Decimal(size),
+        "entry_price": Decimal(1),
+        "leverage": Decimal(leverage),
+        "margin_mode": "cross",
     }
     account = {"wallet_balance": Decimal(0), "positions": [position]}
     market = {**policy.markets["BTCUSDT"].record, "mark_price": Decimal(mark_price)}
@@ -576,7 +586,7 @@ def test_definition_error_not_repeated_in_dependents(tmp_path):
 
 
 def test_definition_type_error_reports_e303(tmp_path):
-    (diagnostic,) = errors(tmp_path, with_definitions('a: position.side + 1'))
+    (diagnostic,) = errors(tmp_path, with_definitions("a: position.side + 1"))
     assert diagnostic.code == "E303"
 
 
@@ -596,7 +606,10 @@ def test_trigger_must_be_boolean_e303(tmp_path):
 
 def test_definition_object_form_keeps_documentation(tmp_path):
     text = with_definitions(
-        "a:", "  expr: position.size", "  description: the size", "  unit: contracts",
+        "a:",
+        "  expr: position.size",
+        "  description: the size",
+        "  unit: contracts",
     )
     definition = load(tmp_path, text).definitions["a"]
     assert (definition.description, definition.unit) == ("the size", "contracts")
@@ -752,7 +765,9 @@ def test_source_duplicate_id_reports_e408(tmp_path):
 
 
 def test_source_unknown_cited_reports_e409_with_hint(tmp_path):
-    text = SOURCES.replace("{id: doc, url: https://example.com/b", "{id: other, url: https://example.com/b")
+    text = SOURCES.replace(
+        "{id: doc, url: https://example.com/b", "{id: other, url: https://example.com/b"
+    )
     text += f"markets:\n  {MARKET.replace('assumption: test numbers', 'source: dco')}\n"
     (diagnostic,) = errors(tmp_path, text)
     assert diagnostic.code == "E409"
@@ -761,7 +776,9 @@ def test_source_unknown_cited_reports_e409_with_hint(tmp_path):
 
 
 def test_source_cited_by_definition_and_table_loads(tmp_path):
-    text = SOURCES.replace("{id: doc, url: https://example.com/b", "{id: other, url: https://example.com/b")
+    text = SOURCES.replace(
+        "{id: doc, url: https://example.com/b", "{id: other, url: https://example.com/b"
+    )
     text += f"markets:\n  {MARKET}\n" + (
         "tables:\n  t:\n    source: other\n    keys: [{name: x, kind: interval}]\n"
         "    rows: [{min_x: 0, rate: 0.1}]\n"

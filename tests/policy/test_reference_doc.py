@@ -108,7 +108,9 @@ def test_reference_doc_shows_refs_enums_patterns_and_alternatives():
 
 def test_reference_doc_escapes_pipes_in_table_cells():
     schema = {
-        "title": "t", "description": "d", "type": "object",
+        "title": "t",
+        "description": "d",
+        "type": "object",
         "properties": {"a": {"description": "x | y", "type": "string", "pattern": "^(a|b)$"}},
     }
     text = render_policy_reference(schema)

@@ -56,14 +56,26 @@ def book_lines(count: int = 50, seed: int = 7) -> list[str]:
         side = "long" if rng.random() < 0.6 else "short"
         mode = "cross" if rng.random() < 0.6 else "isolated"
         margin = (quantity * entry / leverage).quantize(Decimal("0.01"))
-        wallet = ((margin * rng.randint(5, 30) / 10).quantize(Decimal("0.01"))
-                  if mode == "cross" else Decimal(100))
-        position = {"instrument": "BTC/USDT", "side": side, "quantity": str(quantity),
-                    "entry_price": str(entry), "margin_mode": mode, "leverage": str(leverage)}
+        wallet = (
+            (margin * rng.randint(5, 30) / 10).quantize(Decimal("0.01"))
+            if mode == "cross"
+            else Decimal(100)
+        )
+        position = {
+            "instrument": "BTC/USDT",
+            "side": side,
+            "quantity": str(quantity),
+            "entry_price": str(entry),
+            "margin_mode": mode,
+            "leverage": str(leverage),
+        }
         if mode == "isolated":
             position["isolated_margin"] = str(margin)
-        lines.append(json.dumps({"id": f"a{index:03d}", "wallet_balance": str(wallet),
-                                 "positions": [position]}))
+        lines.append(
+            json.dumps(
+                {"id": f"a{index:03d}", "wallet_balance": str(wallet), "positions": [position]}
+            )
+        )
     return lines
 
 

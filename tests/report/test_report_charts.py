@@ -44,10 +44,18 @@ def test_downsample_keeps_the_minimum_and_the_ends():
 
 
 def test_line_chart_is_accessible_xml_and_escapes_text():
-    svg = line_chart(chart_id="c1", title="Fund <&>", description="desc \"q\"",
-                     series=[Series("a<b", ((0.0, 1.0), (1.0, None), (2.0, 3.0))),
-                             Series("plain", ((0.0, 2.0), (2.0, 2.5)))],
-                     x_label="time", y_label="amount", markers=True)
+    svg = line_chart(
+        chart_id="c1",
+        title="Fund <&>",
+        description='desc "q"',
+        series=[
+            Series("a<b", ((0.0, 1.0), (1.0, None), (2.0, 3.0))),
+            Series("plain", ((0.0, 2.0), (2.0, 2.5))),
+        ],
+        x_label="time",
+        y_label="amount",
+        markers=True,
+    )
     root = ET.fromstring(svg)
     assert root.get("role") == "img"
     assert root.findtext("title") == "Fund <&>"
@@ -61,21 +69,34 @@ def test_line_chart_is_accessible_xml_and_escapes_text():
 
 
 def test_line_chart_log_axis_and_missing_series():
-    svg = line_chart(chart_id="c2", title="t", description="d",
-                     series=[Series("quoted", ((1.0, None), (2.0, 30.0), (125.0, 59.0))),
-                             Series("none", ((1.0, None), (125.0, None)))],
-                     x_label="leverage", y_label="price", log_x=True, x_ticks=(1.0, 10.0, 125.0),
-                     x_format=lambda v: f"{v:g}x")
+    svg = line_chart(
+        chart_id="c2",
+        title="t",
+        description="d",
+        series=[
+            Series("quoted", ((1.0, None), (2.0, 30.0), (125.0, 59.0))),
+            Series("none", ((1.0, None), (125.0, None))),
+        ],
+        x_label="leverage",
+        y_label="price",
+        log_x=True,
+        x_ticks=(1.0, 10.0, 125.0),
+        x_format=lambda v: f"{v:g}x",
+    )
     root = ET.fromstring(svg)
     ticks = [t.text for t in root.find(".//g[@class='x-ticks']").findall("text")]
     assert ticks == ["1x", "10x", "125x"]
 
 
 def test_bar_chart_handles_negative_values():
-    svg = bar_chart(chart_id="c3", title="Money", description="d",
-                    categories=["insurance fund", "fees"],
-                    groups=[("p1", [(-10.0, "-10"), (5.0, "5")]), ("p2", [(3.0, "3"), (0.0, "0")])],
-                    y_label="amount")
+    svg = bar_chart(
+        chart_id="c3",
+        title="Money",
+        description="d",
+        categories=["insurance fund", "fees"],
+        groups=[("p1", [(-10.0, "-10"), (5.0, "5")]), ("p2", [(3.0, "3"), (0.0, "0")])],
+        y_label="amount",
+    )
     root = ET.fromstring(svg)
     bars = root.findall(".//g[@class='bars']/rect")
     assert len(bars) == 4
@@ -108,8 +129,10 @@ def test_summary_rows_follow_the_results(comparison):
         assert rows["bad_debt"].values[index] == result.bad_debt
         assert rows["conservation_error"].values[index] == 0
         for key, _ in MONEY_DESTINATIONS:
-            assert rows[f"where_the_money_went.{key}"].values[index] == \
-                result.where_the_money_went()[key]
+            assert (
+                rows[f"where_the_money_went.{key}"].values[index]
+                == result.where_the_money_went()[key]
+            )
 
 
 def test_renderers_share_the_figures(comparison):

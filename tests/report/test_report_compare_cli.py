@@ -17,10 +17,30 @@ from engine.simulation.book import resolve_book_path
 from engine.simulation.scenario import resolve_scenario_path
 
 POLICIES = ("binance-usdm", "huobi-linear-swap")
-POLICY_KEYS = {"accounts_liquidated", "fees_total", "insurance_fund", "adl_volume",
-               "clawback_rate", "bad_debt", "conservation_error"}
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
+POLICY_KEYS = {
+    "accounts_liquidated",
+    "fees_total",
+    "insurance_fund",
+    "adl_volume",
+    "clawback_rate",
+    "bad_debt",
+    "conservation_error",
+}
+VOID = {
+    "area",
+    "base",
+    "br",
+    "col",
+    "embed",
+    "hr",
+    "img",
+    "input",
+    "link",
+    "meta",
+    "source",
+    "track",
+    "wbr",
+}
 
 
 def call(capsys, *argv: str) -> tuple[int, str, str]:
@@ -30,8 +50,18 @@ def call(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def compare_output(capsys, book_path, scenario_path, fmt: str, *extra: str) -> str:
-    code, out, err = call(capsys, "compare", *POLICIES, "--book", book_path,
-                          "--scenario", scenario_path, "--format", fmt, *extra)
+    code, out, err = call(
+        capsys,
+        "compare",
+        *POLICIES,
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        fmt,
+        *extra,
+    )
     assert code == 0, err
     assert err == ""  # no progress bar outside a terminal
     return out
@@ -43,11 +73,20 @@ def test_compare_text(capsys, book_path, scenario_path):
     assert lines[0] == "Scenario: mini-crash — Mini crash <test & fixture> (31 steps)"
     header = next(line for line in lines if line.strip().startswith("binance-usdm"))
     assert header.split() == ["binance-usdm", "huobi-linear-swap"]
-    for label in ("Accounts liquidated", "Liquidated notional", "Liquidation fees",
-                  "Margin returned to traders", "Insurance fund start", "ADL deleverages",
-                  "Clawback rate", "Bad debt", "Where the liquidated money went",
-                  "Accounts whose fate differs most", "why:",
-                  "Liquidation price of 1 BTC/USDT long entered at 60,000, by leverage"):
+    for label in (
+        "Accounts liquidated",
+        "Liquidated notional",
+        "Liquidation fees",
+        "Margin returned to traders",
+        "Insurance fund start",
+        "ADL deleverages",
+        "Clawback rate",
+        "Bad debt",
+        "Where the liquidated money went",
+        "Accounts whose fate differs most",
+        "why:",
+        "Liquidation price of 1 BTC/USDT long entered at 60,000, by leverage",
+    ):
         assert label in out, label
     conservation = next(line for line in lines if line.startswith("Conservation error"))
     assert conservation.split()[-2:] == ["0", "0"]
@@ -114,11 +153,20 @@ class Balance(HTMLParser):
             self.stack.pop()
 
 
-def test_compare_html_is_self_contained_and_well_formed(capsys, tmp_path, book_path,
-                                                        scenario_path):
+def test_compare_html_is_self_contained_and_well_formed(capsys, tmp_path, book_path, scenario_path):
     target = tmp_path / "report.html"
-    code, out, err = call(capsys, "compare", "--book", book_path, "--scenario", scenario_path,
-                          "--format", "html", "--output", str(target))
+    code, out, err = call(
+        capsys,
+        "compare",
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        "html",
+        "--output",
+        str(target),
+    )
     assert code == 0, err
     assert out == ""
     html = target.read_text(encoding="utf-8")
@@ -159,8 +207,16 @@ def test_compare_html_is_self_contained_and_well_formed(capsys, tmp_path, book_p
 
 
 def test_compare_rejects_the_same_policy_twice(capsys, book_path, scenario_path):
-    code, _, err = call(capsys, "compare", "binance-usdm", "binance-usdm", "--book", book_path,
-                        "--scenario", scenario_path)
+    code, _, err = call(
+        capsys,
+        "compare",
+        "binance-usdm",
+        "binance-usdm",
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+    )
     assert code == 2
     assert "given twice" in err
 
@@ -171,8 +227,9 @@ def test_compare_negative_limit(capsys):
     assert "--limit" in err
 
 
-SHIPPED = resolve_book_path(DEFAULT_BOOK).is_file() and resolve_scenario_path(
-    DEFAULT_SCENARIO).is_file()
+SHIPPED = (
+    resolve_book_path(DEFAULT_BOOK).is_file() and resolve_scenario_path(DEFAULT_SCENARIO).is_file()
+)
 
 
 @pytest.mark.slow
@@ -188,8 +245,9 @@ def test_default_compare_runs_on_shipped_data(capsys):
 
 
 def test_compare_a_single_policy_has_no_differences_section(capsys, book_path, scenario_path):
-    code, out, err = call(capsys, "compare", "huobi-linear-swap", "--book", book_path,
-                          "--scenario", scenario_path)
+    code, out, err = call(
+        capsys, "compare", "huobi-linear-swap", "--book", book_path, "--scenario", scenario_path
+    )
     assert code == 0, err
     assert "Accounts whose fate differs most" not in out
     assert "Liquidation price of 1 BTC/USDT long" in out

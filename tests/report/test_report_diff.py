@@ -30,9 +30,18 @@ def test_diff_text_lists_triggers_and_tiers(capsys):
     assert "tables: btcusdt_brackets | adjustment_factors" in out
     tier1 = next(line for line in out.splitlines() if line.startswith("≠ tier 1 "))
     assert "0 ≤ notional < 50,000" in tier1 and "0 ≤ net_contracts < 9,000" in tier1
-    for title in ("Market BTC/USDT", "Market ETH/USDT", "Trigger", "Definitions that differ",
-                  "Steps", "Fill and settlement", "Fees", "Consumption and surplus",
-                  "Waterfall", "Charges"):
+    for title in (
+        "Market BTC/USDT",
+        "Market ETH/USDT",
+        "Trigger",
+        "Definitions that differ",
+        "Steps",
+        "Fill and settlement",
+        "Fees",
+        "Consumption and surplus",
+        "Waterfall",
+        "Charges",
+    ):
         assert f"\n{title}\n" in out, title
     assert "insurance_fund → adl → write_off" in out
     assert "insurance_fund → clawback → write_off" in out
@@ -87,7 +96,8 @@ def test_diff_compares_expressions_in_canonical_form(tmp_path, load):
         "liquidation:\n  trigger: '((margin_ratio)) >=   100%'\n"
         "waterfall:\n  order: [insurance_fund, clawback, write_off]\n"
         "  insurance_fund: {pool: shared}\n  clawback: {cap: 0.5, step: 0.01}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     diff = diff_policies(load("binance-usdm"), load_policy(str(child)))
     trigger = next(r for r in diff.section("Trigger").rows if r.label == "trigger")
     assert trigger.same

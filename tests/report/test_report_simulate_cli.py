@@ -11,10 +11,29 @@ from engine.cli import main
 from engine.cli.simulate import ProgressBar
 
 SUMMARY_KEYS = {
-    "policy", "title", "digest", "scenario", "accounts", "steps", "accounts_liquidated",
-    "liquidated_notional", "fees_total", "fees", "margin_returned", "insurance_fund", "adl_count",
-    "adl_volume", "adl_haircut", "clawback_rate", "bad_debt", "write_offs", "debt_outstanding",
-    "fee_revenue", "charges", "where_the_money_went", "conservation_error",
+    "policy",
+    "title",
+    "digest",
+    "scenario",
+    "accounts",
+    "steps",
+    "accounts_liquidated",
+    "liquidated_notional",
+    "fees_total",
+    "fees",
+    "margin_returned",
+    "insurance_fund",
+    "adl_count",
+    "adl_volume",
+    "adl_haircut",
+    "clawback_rate",
+    "bad_debt",
+    "write_offs",
+    "debt_outstanding",
+    "fee_revenue",
+    "charges",
+    "where_the_money_went",
+    "conservation_error",
 }
 
 
@@ -25,16 +44,30 @@ def call(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_simulate_text_summary(capsys, book_path, scenario_path):
-    code, out, err = call(capsys, "simulate", "binance-usdm", "--book", book_path,
-                          "--scenario", scenario_path)
+    code, out, err = call(
+        capsys, "simulate", "binance-usdm", "--book", book_path, "--scenario", scenario_path
+    )
     assert code == 0, err
     assert err == ""  # no progress bar outside a terminal
     assert out.startswith("Policy binance-usdm: ")
     assert "Scenario mini-crash: 31 steps, 50 accounts" in out
-    for label in ("Accounts liquidated", "partially", "fully", "Liquidated notional",
-                  "Liquidation fees", "surcharges", "Margin returned to traders",
-                  "Insurance fund start", "minimum", "ADL deleverages", "Clawback rate",
-                  "Bad debt", "Where the liquidated money went", "counterparties", "write-off"):
+    for label in (
+        "Accounts liquidated",
+        "partially",
+        "fully",
+        "Liquidated notional",
+        "Liquidation fees",
+        "surcharges",
+        "Margin returned to traders",
+        "Insurance fund start",
+        "minimum",
+        "ADL deleverages",
+        "Clawback rate",
+        "Bad debt",
+        "Where the liquidated money went",
+        "counterparties",
+        "write-off",
+    ):
         assert label in out, label
     conservation = next(line for line in out.splitlines() if line.startswith("Conservation error"))
     assert conservation.split()[-1] == "0"
@@ -42,16 +75,26 @@ def test_simulate_text_summary(capsys, book_path, scenario_path):
 
 
 def test_simulate_text_with_events_lists_liquidations(capsys, book_path, scenario_path):
-    code, out, _ = call(capsys, "simulate", "huobi-linear-swap", "-b", book_path,
-                        "-s", scenario_path, "--events")
+    code, out, _ = call(
+        capsys, "simulate", "huobi-linear-swap", "-b", book_path, "-s", scenario_path, "--events"
+    )
     assert code == 0
     assert "Liquidations (" in out
     assert "Clawbacks:" in out  # the fixture's crash exhausts Huobi's fund: clawback
 
 
 def test_simulate_json(capsys, book_path, scenario_path):
-    code, out, _ = call(capsys, "simulate", "binance-usdm", "--book", book_path,
-                        "--scenario", scenario_path, "--format", "json")
+    code, out, _ = call(
+        capsys,
+        "simulate",
+        "binance-usdm",
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        "json",
+    )
     assert code == 0
     data = json.loads(out)
     assert set(data) >= SUMMARY_KEYS
@@ -65,8 +108,18 @@ def test_simulate_json(capsys, book_path, scenario_path):
 
 
 def test_simulate_json_events(capsys, book_path, scenario_path):
-    code, out, _ = call(capsys, "simulate", "binance-usdm", "--book", book_path,
-                        "--scenario", scenario_path, "--format", "json", "--events")
+    code, out, _ = call(
+        capsys,
+        "simulate",
+        "binance-usdm",
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        "json",
+        "--events",
+    )
     assert code == 0
     data = json.loads(out)
     assert data["events"] and "fates" in data and "deleverages" in data
@@ -74,8 +127,19 @@ def test_simulate_json_events(capsys, book_path, scenario_path):
 
 def test_simulate_output_file(capsys, tmp_path, book_path, scenario_path):
     target = tmp_path / "run.json"
-    code, out, err = call(capsys, "simulate", "binance-usdm", "--book", book_path,
-                          "--scenario", scenario_path, "--format", "json", "--output", str(target))
+    code, out, err = call(
+        capsys,
+        "simulate",
+        "binance-usdm",
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        "json",
+        "--output",
+        str(target),
+    )
     assert code == 0
     assert out == ""
     assert f"wrote {target}" in err
@@ -90,11 +154,29 @@ def test_simulate_requires_book_and_scenario(capsys):
 
 def test_simulate_unknown_instrument_is_an_input_error(capsys, tmp_path, scenario_path):
     book = tmp_path / "eth.jsonl"
-    book.write_text(json.dumps({"id": "x", "wallet_balance": "100", "positions": [
-        {"instrument": "ETH/USDT", "side": "long", "quantity": "1", "entry_price": "4000",
-         "margin_mode": "cross", "leverage": "10"}]}) + "\n", encoding="utf-8")
-    code, out, err = call(capsys, "simulate", "huobi-linear-swap", "--book", str(book),
-                          "--scenario", scenario_path)
+    book.write_text(
+        json.dumps(
+            {
+                "id": "x",
+                "wallet_balance": "100",
+                "positions": [
+                    {
+                        "instrument": "ETH/USDT",
+                        "side": "long",
+                        "quantity": "1",
+                        "entry_price": "4000",
+                        "margin_mode": "cross",
+                        "leverage": "10",
+                    }
+                ],
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    code, out, err = call(
+        capsys, "simulate", "huobi-linear-swap", "--book", str(book), "--scenario", scenario_path
+    )
     assert code == 2
     assert out == ""
     assert "E620" in err

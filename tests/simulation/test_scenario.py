@@ -59,8 +59,10 @@ def problems(tmp_path: Path, text: str) -> list[tuple[str, int, int, str]]:
     """(code, line, column, message) of every diagnostic, in order."""
     with pytest.raises(PolicyError) as caught:
         load_text(tmp_path, text)
-    return [(d.code, d.span.line if d.span else 0, d.span.column if d.span else 0, d.message)
-            for d in caught.value.diagnostics]
+    return [
+        (d.code, d.span.line if d.span else 0, d.span.column if d.span else 0, d.message)
+        for d in caught.value.diagnostics
+    ]
 
 
 def marks(scenario: Scenario, instrument: str = "X/USDT") -> list[Decimal]:
@@ -75,8 +77,9 @@ def test_minimal_scenario_loads_with_every_field(tmp_path):
     assert (scenario.id, scenario.title, scenario.step_seconds) == ("tiny", "Tiny", 1)
     assert scenario.insurance_fund == {"shared": Decimal(1000), "X/USDT": Decimal(600)}
     assert scenario.settlement_seconds is None
-    assert scenario.sources == ({"url": "https://example.org", "title": "Example",
-                                 "retrieved": "2026-11-21"},)
+    assert scenario.sources == (
+        {"url": "https://example.org", "title": "Example", "retrieved": "2026-11-21"},
+    )
     assert scenario.path == str(tmp_path / "tiny.yaml")
     assert scenario.times() == [0, 1, 2, 3]
     path = scenario.paths["X/USDT"]
@@ -86,39 +89,56 @@ def test_minimal_scenario_loads_with_every_field(tmp_path):
 
 def test_marks_are_interpolated_linearly_and_rounded_to_the_price_step(tmp_path):
     # 100 + 1/3 and 100 + 2/3 round to 100.3 and 100.7 on a 0.1 grid
-    assert marks(load_text(tmp_path, BASE)) == [Decimal("100.0"), Decimal("100.3"),
-                                                Decimal("100.7"), Decimal("101.0")]
+    assert marks(load_text(tmp_path, BASE)) == [
+        Decimal("100.0"),
+        Decimal("100.3"),
+        Decimal("100.7"),
+        Decimal("101.0"),
+    ]
 
 
-@pytest.mark.parametrize(("start", "end", "middle"), [
-    ("100.0", "100.1", "100.0"),  # 100.05: a tie, rounded to the even 100.0
-    ("100.1", "100.2", "100.2"),  # 100.15: a tie, rounded to the even 100.2
-    ("99.9", "100.0", "100.0"),  # 99.95 -> 100.0
-])
+@pytest.mark.parametrize(
+    ("start", "end", "middle"),
+    [
+        ("100.0", "100.1", "100.0"),  # 100.05: a tie, rounded to the even 100.0
+        ("100.1", "100.2", "100.2"),  # 100.15: a tie, rounded to the even 100.2
+        ("99.9", "100.0", "100.0"),  # 99.95 -> 100.0
+    ],
+)
 def test_an_exact_halfway_value_rounds_half_even(tmp_path, start, end, middle):
     text = BASE.replace("{time: 0, mark: 100}", f"{{time: 0, mark: {start}}}").replace(
-        "{time: 3, mark: 101, depth: 0.4}", f"{{time: 2, mark: {end}}}")
+        "{time: 3, mark: 101, depth: 0.4}", f"{{time: 2, mark: {end}}}"
+    )
     assert marks(load_text(tmp_path, text))[1] == Decimal(middle)
 
 
 def test_every_value_is_an_exact_decimal_on_its_grid(tmp_path):
-    scenario = load_text(tmp_path, BASE.replace("mark: 101,", "mark: 101, last_bps: -37, "
-                                                "index_bps: 13,"))
+    scenario = load_text(
+        tmp_path, BASE.replace("mark: 101,", "mark: 101, last_bps: -37, index_bps: 13,")
+    )
     for point in scenario.paths["X/USDT"].points:
-        for value in (point.mark_price, point.last_price, point.index_price,
-                      point.book_depth, point.average_book_depth):
+        for value in (
+            point.mark_price,
+            point.last_price,
+            point.index_price,
+            point.book_depth,
+            point.average_book_depth,
+        ):
             assert type(value) is Decimal
         for price in (point.mark_price, point.last_price, point.index_price):
             assert price % Decimal("0.1") == 0
 
 
 def test_offsets_and_depth_are_interpolated_between_keyframes(tmp_path):
-    text = BASE.replace("{time: 3, mark: 101, depth: 0.4}",
-                        "{time: 2, mark: 100, last_bps: -100, index_bps: 40, depth: 0.5}")
+    text = BASE.replace(
+        "{time: 3, mark: 101, depth: 0.4}",
+        "{time: 2, mark: 100, last_bps: -100, index_bps: 40, depth: 0.5}",
+    )
     text = text.replace("{time: 2, rate: -0.0001}", "{time: 1, rate: 0.0002}")
     points = load_text(tmp_path, text).paths["X/USDT"].points
-    assert points[0] == PricePoint(0, Decimal(100), Decimal(100), Decimal(100), Decimal(1000),
-                                   Decimal(1000))
+    assert points[0] == PricePoint(
+        0, Decimal(100), Decimal(100), Decimal(100), Decimal(1000), Decimal(1000)
+    )
     # halfway: -50 bps and +20 bps of the mark, depth ratio 0.75
     assert (points[1].last_price, points[1].index_price) == (Decimal("99.5"), Decimal("100.2"))
     assert points[1].book_depth == Decimal(750)
@@ -134,44 +154,67 @@ def test_without_average_depth_points_carry_no_depth(tmp_path):
 
 
 def test_depth_step_rounds_book_depth(tmp_path):
-    text = BASE.replace("    average_book_depth: 1000\n",
-                        "    average_book_depth: 1000\n    depth_step: 100\n")
+    text = BASE.replace(
+        "    average_book_depth: 1000\n", "    average_book_depth: 1000\n    depth_step: 100\n"
+    )
     assert [p.book_depth for p in load_text(tmp_path, text).paths["X/USDT"].points] == [
-        Decimal(1000), Decimal(800), Decimal(600), Decimal(400)]
+        Decimal(1000),
+        Decimal(800),
+        Decimal(600),
+        Decimal(400),
+    ]
 
 
 def test_durations_and_coarser_steps(tmp_path):
-    text = BASE.replace("step_seconds: 1", "step_seconds: 60").replace(
-        "{time: 3, mark: 101, depth: 0.4}", "{time: 1h30m, mark: 109}").replace(
-        "{time: 2, rate: -0.0001}", "{time: 1h, rate: 0.0001}")
+    text = (
+        BASE.replace("step_seconds: 1", "step_seconds: 60")
+        .replace("{time: 3, mark: 101, depth: 0.4}", "{time: 1h30m, mark: 109}")
+        .replace("{time: 2, rate: -0.0001}", "{time: 1h, rate: 0.0001}")
+    )
     scenario = load_text(tmp_path, text)
     assert scenario.times() == list(range(0, 5401, 60))
     assert marks(scenario)[45] == Decimal("104.5")
     assert scenario.paths["X/USDT"].funding[0].time == 3600
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("45s", 45), ("13m", 780), ("1h30m", 5400), ("3d", 259_200), ("1d2h3m4s", 93_784),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("45s", 45),
+        ("13m", 780),
+        ("1h30m", 5400),
+        ("3d", 259_200),
+        ("1d2h3m4s", 93_784),
+    ],
+)
 def test_parse_time_reads_durations(text, seconds):
     assert parse_time(text) == seconds
     assert parse_time(Decimal(seconds)) == seconds
 
 
 def test_several_instruments_share_one_clock(tmp_path):
-    text = BASE.replace("insurance_fund: {shared: 1000, X/USDT: 600}",
-                        "insurance_fund: {shared: 1000, X/USDT: 600, Y/USDT: 400}")
-    text += textwrap.indent(textwrap.dedent("""\
+    text = BASE.replace(
+        "insurance_fund: {shared: 1000, X/USDT: 600}",
+        "insurance_fund: {shared: 1000, X/USDT: 600, Y/USDT: 400}",
+    )
+    text += textwrap.indent(
+        textwrap.dedent("""\
         Y/USDT:
           price_step: 0.01
           keyframes:
             - {time: 0, mark: 2}
             - {time: 3, mark: 1.97}
-    """), "  ")
+    """),
+        "  ",
+    )
     scenario = load_text(tmp_path, text)
     assert list(scenario.paths) == ["X/USDT", "Y/USDT"]
-    assert marks(scenario, "Y/USDT") == [Decimal("2.00"), Decimal("1.99"), Decimal("1.98"),
-                                         Decimal("1.97")]
+    assert marks(scenario, "Y/USDT") == [
+        Decimal("2.00"),
+        Decimal("1.99"),
+        Decimal("1.98"),
+        Decimal("1.97"),
+    ]
     assert start_prices(scenario) == {"X/USDT": Decimal(100), "Y/USDT": Decimal(2)}
 
 
@@ -186,28 +229,56 @@ def test_settlement_period(tmp_path):
 # keyframes, 16 the funding event.
 
 
-@pytest.mark.parametrize(("old", "new", "code", "line", "words"), [
-    ("{time: 0, mark: 100}", "{time: 1, mark: 100}", "E701", 13, "paths start at 0"),
-    ("{time: 3, mark: 101, depth: 0.4}", "{time: 0, mark: 101}", "E701", 14,
-     "not after the previous keyframe"),
-    ("step_seconds: 1", "step_seconds: 2", "E702", 14, "not on the 2-second clock"),
-    ("{time: 2, rate: -0.0001}", "{time: 4, rate: -0.0001}", "E704", 16,
-     "after the end of the path"),
-    ("    average_book_depth: 1000\n", "", "E705", 13, "has no average_book_depth"),
-    ("      - {time: 3, mark: 101, depth: 0.4}\n", "", "E706", 12, "at least 2 keyframes"),
-    ("{shared: 1000, X/USDT: 600}", "{shared: 1000, X/USTD: 600}", "E707", 7,
-     "neither `shared` nor an instrument"),
-    ("mark: 101, depth", "mark: 101, last_bps: -9999.9, depth", "E708", 13,
-     "rounds to 0"),
-    ("{time: 3, mark: 101,", "{time: 3, mark: 101.05,", "E709", 14,
-     "not a multiple of price_step 0.1"),
-    ("{time: 3, mark: 101,", "{time: 24d, mark: 101,", "E710", 14, "the limit is"),
-    ("step_seconds: 1\n", "step_seconds: 1\nsettlement_seconds: 4\n", "E711", 7,
-     "longer than the path"),
-    ("  X/USDT:\n", "  XUSDT:\n", "E712", 9, "is not BASE/QUOTE"),
-])
-def test_each_semantic_mistake_is_located(  # noqa: PLR0917  # one argument per parameter
-        tmp_path, old, new, code, line, words):
+@pytest.mark.parametrize(
+    ("old", "new", "code", "line", "words"),
+    [
+        ("{time: 0, mark: 100}", "{time: 1, mark: 100}", "E701", 13, "paths start at 0"),
+        (
+            "{time: 3, mark: 101, depth: 0.4}",
+            "{time: 0, mark: 101}",
+            "E701",
+            14,
+            "not after the previous keyframe",
+        ),
+        ("step_seconds: 1", "step_seconds: 2", "E702", 14, "not on the 2-second clock"),
+        (
+            "{time: 2, rate: -0.0001}",
+            "{time: 4, rate: -0.0001}",
+            "E704",
+            16,
+            "after the end of the path",
+        ),
+        ("    average_book_depth: 1000\n", "", "E705", 13, "has no average_book_depth"),
+        ("      - {time: 3, mark: 101, depth: 0.4}\n", "", "E706", 12, "at least 2 keyframes"),
+        (
+            "{shared: 1000, X/USDT: 600}",
+            "{shared: 1000, X/USTD: 600}",
+            "E707",
+            7,
+            "neither `shared` nor an instrument",
+        ),
+        ("mark: 101, depth", "mark: 101, last_bps: -9999.9, depth", "E708", 13, "rounds to 0"),
+        (
+            "{time: 3, mark: 101,",
+            "{time: 3, mark: 101.05,",
+            "E709",
+            14,
+            "not a multiple of price_step 0.1",
+        ),
+        ("{time: 3, mark: 101,", "{time: 24d, mark: 101,", "E710", 14, "the limit is"),
+        (
+            "step_seconds: 1\n",
+            "step_seconds: 1\nsettlement_seconds: 4\n",
+            "E711",
+            7,
+            "longer than the path",
+        ),
+        ("  X/USDT:\n", "  XUSDT:\n", "E712", 9, "is not BASE/QUOTE"),
+    ],
+)
+def test_each_semantic_mistake_is_located(  # one argument per parameter
+    tmp_path, old, new, code, line, words
+):
     assert old in BASE
     found = problems(tmp_path, BASE.replace(old, new))
     matching = [p for p in found if p[0] == code]
@@ -220,18 +291,21 @@ def test_the_point_limit_is_large_enough_for_a_day_of_seconds():
     assert MAX_POINTS >= 2 * 86_401
 
 
-@pytest.mark.parametrize(("old", "new", "code", "line", "words"), [
-    ("title: Tiny\n", "", "E101", 1, "missing required key 'title'"),
-    ("step_seconds: 1", "step_secs: 1", "E102", 6, "unknown key 'step_secs'"),
-    ("{time: 0, mark: 100}", "{time: 0, mark: -100}", "E104", 13, "out of range"),
-    ("{time: 0, mark: 100}", "{time: 0, mark: '100'}", "E103", 13, "expected a number"),
-    ("{time: 3, mark: 101,", "{time: 3 minutes, mark: 101,", "E104", 14,
-     "not a valid value"),
-    ("retrieved: 2026-11-21", "retrieved: 21.11.2026", "E104", 5, "not a valid value"),
-    ("id: tiny", "id: Tiny Scenario", "E104", 1, "not a valid value"),
-])
-def test_schema_mistakes_are_located(  # noqa: PLR0917  # one argument per parameter
-        tmp_path, old, new, code, line, words):
+@pytest.mark.parametrize(
+    ("old", "new", "code", "line", "words"),
+    [
+        ("title: Tiny\n", "", "E101", 1, "missing required key 'title'"),
+        ("step_seconds: 1", "step_secs: 1", "E102", 6, "unknown key 'step_secs'"),
+        ("{time: 0, mark: 100}", "{time: 0, mark: -100}", "E104", 13, "out of range"),
+        ("{time: 0, mark: 100}", "{time: 0, mark: '100'}", "E103", 13, "expected a number"),
+        ("{time: 3, mark: 101,", "{time: 3 minutes, mark: 101,", "E104", 14, "not a valid value"),
+        ("retrieved: 2026-11-21", "retrieved: 21.11.2026", "E104", 5, "not a valid value"),
+        ("id: tiny", "id: Tiny Scenario", "E104", 1, "not a valid value"),
+    ],
+)
+def test_schema_mistakes_are_located(  # one argument per parameter
+    tmp_path, old, new, code, line, words
+):
     found = problems(tmp_path, BASE.replace(old, new))
     matching = [p for p in found if p[0] == code]
     assert matching and matching[0][1] == line, found
@@ -239,28 +313,35 @@ def test_schema_mistakes_are_located(  # noqa: PLR0917  # one argument per param
 
 
 def test_every_mistake_is_reported_at_once(tmp_path):
-    text = (BASE.replace("{time: 0, mark: 100}", "{time: 1, mark: 100}")
-            .replace("mark: 101,", "mark: 101.05,")
-            .replace("X/USDT: 600}", "Z/USDT: 600}"))
+    text = (
+        BASE.replace("{time: 0, mark: 100}", "{time: 1, mark: 100}")
+        .replace("mark: 101,", "mark: 101.05,")
+        .replace("X/USDT: 600}", "Z/USDT: 600}")
+    )
     assert [p[0] for p in problems(tmp_path, text)] == ["E707", "E701", "E709"]
 
 
 def test_instruments_must_end_together(tmp_path):
-    text = BASE + textwrap.indent(textwrap.dedent("""\
+    text = BASE + textwrap.indent(
+        textwrap.dedent("""\
         Y/USDT:
           price_step: 1
           keyframes:
             - {time: 0, mark: 5}
             - {time: 2, mark: 6}
-    """), "  ")
+    """),
+        "  ",
+    )
     found = problems(tmp_path, text)
     assert [(code, line) for code, line, _, _ in found] == [("E703", 21)]
     assert "ends at 2 s but the path of X/USDT ends at 3 s" in found[0][3]
 
 
 def test_funding_events_in_time_order(tmp_path):
-    text = BASE.replace("      - {time: 2, rate: -0.0001}\n",
-                        "      - {time: 2, rate: -0.0001}\n      - {time: 1, rate: 0.0001}\n")
+    text = BASE.replace(
+        "      - {time: 2, rate: -0.0001}\n",
+        "      - {time: 2, rate: -0.0001}\n      - {time: 1, rate: 0.0001}\n",
+    )
     assert [(code, line) for code, line, _, _ in problems(tmp_path, text)] == [("E704", 17)]
 
 
@@ -289,8 +370,12 @@ def test_missing_file_is_e001(tmp_path):
 def test_shipped_scenarios_are_the_packaged_ones():
     assert scenarios_dir().resolve() == (ROOT / "scenarios").resolve()
     assert [p.name for p in shipped_scenario_paths()] == [p.name for p in SHIPPED]
-    assert {p.stem for p in SHIPPED} >= {"flash-crash-2025-10-10", "crash-2021-05-19",
-                                         "slow-grind-down", "short-squeeze"}
+    assert {p.stem for p in SHIPPED} >= {
+        "flash-crash-2025-10-10",
+        "crash-2021-05-19",
+        "slow-grind-down",
+        "short-squeeze",
+    }
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -315,16 +400,19 @@ def test_shipped_scenario_is_stylised_and_cited(path):
     assert funds["shared"] == sum(v for k, v in funds.items() if k != "shared")
 
 
-@pytest.mark.parametrize(("scenario_id", "step", "points", "funding"), [
-    # 24 minutes at 1 s: 1,441 points, t = 0, 1, ..., 1,440 (1,440 steps)
-    ("flash-crash-2025-10-10", 1, 1441, 0),
-    # one day at 1 minute: 1,441 points, t = 0, 60, ..., 86,400
-    ("crash-2021-05-19", 60, 1441, 3),
-    # three days at 1 hour: 73 points, t = 0, 3,600, ..., 259,200; funding every 8 hours
-    ("slow-grind-down", 3600, 73, 9),
-    # one day at 1 minute
-    ("short-squeeze", 60, 1441, 3),
-])
+@pytest.mark.parametrize(
+    ("scenario_id", "step", "points", "funding"),
+    [
+        # 24 minutes at 1 s: 1,441 points, t = 0, 1, ..., 1,440 (1,440 steps)
+        ("flash-crash-2025-10-10", 1, 1441, 0),
+        # one day at 1 minute: 1,441 points, t = 0, 60, ..., 86,400
+        ("crash-2021-05-19", 60, 1441, 3),
+        # three days at 1 hour: 73 points, t = 0, 3,600, ..., 259,200; funding every 8 hours
+        ("slow-grind-down", 3600, 73, 9),
+        # one day at 1 minute
+        ("short-squeeze", 60, 1441, 3),
+    ],
+)
 def test_shipped_step_counts(scenario_id, step, points, funding):
     scenario = load_scenario(scenario_id)
     assert scenario.step_seconds == step

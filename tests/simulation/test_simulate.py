@@ -35,12 +35,21 @@ def policy(policy_id: str):
 
 def crash(marks: list[Decimal], funding: Decimal = Decimal("0.0001")) -> Scenario:
     points = tuple(
-        PricePoint(t * 60, m, m - Decimal(5), m + Decimal(2), Decimal(3_000_000), Decimal(5_000_000))
+        PricePoint(
+            t * 60, m, m - Decimal(5), m + Decimal(2), Decimal(3_000_000), Decimal(5_000_000)
+        )
         for t, m in enumerate(marks)
     )
     path = InstrumentPath("BTC/USDT", points, (FundingEvent(60, funding),))
-    return Scenario("test", "test", "stylised", 60, {"BTC/USDT": path},
-                    {"shared": Decimal(5000), "BTC/USDT": Decimal(5000)}, settlement_seconds=120)
+    return Scenario(
+        "test",
+        "test",
+        "stylised",
+        60,
+        {"BTC/USDT": path},
+        {"shared": Decimal(5000), "BTC/USDT": Decimal(5000)},
+        settlement_seconds=120,
+    )
 
 
 accounts = st.lists(
@@ -52,10 +61,14 @@ accounts = st.lists(
         st.sampled_from([Decimal(x) for x in (2, 5, 10, 20, 50, 100)]),
         st.integers(0, 30).map(lambda n: Decimal(n) / 10),  # extra wallet, in margins
     ),
-    min_size=2, max_size=12,
+    min_size=2,
+    max_size=12,
 )
-paths = st.lists(st.integers(-900, 300).map(lambda n: Decimal(60000) * (1 + Decimal(n) / 10000)),
-                 min_size=2, max_size=6)
+paths = st.lists(
+    st.integers(-900, 300).map(lambda n: Decimal(60000) * (1 + Decimal(n) / 10000)),
+    min_size=2,
+    max_size=6,
+)
 
 
 def book_of(items: list[tuple]) -> Book:
@@ -63,8 +76,15 @@ def book_of(items: list[tuple]) -> Book:
     for index, (side, quantity, entry, mode, leverage, extra) in enumerate(items):
         margin = (quantity * entry / leverage).quantize(Decimal("0.01"))
         wallet = (margin * extra).quantize(Decimal("0.01")) + (margin if mode == "cross" else 0)
-        position = BookPosition("BTC/USDT", side, quantity, entry, mode, leverage,
-                                margin if mode == "isolated" else None)
+        position = BookPosition(
+            "BTC/USDT",
+            side,
+            quantity,
+            entry,
+            mode,
+            leverage,
+            margin if mode == "isolated" else None,
+        )
         result.append(BookAccount(f"a{index:03d}", wallet, (position,)))
     return Book(tuple(result))
 
@@ -75,9 +95,19 @@ def test_money_is_conserved_and_flows_add_up(items, marks, policy_id):
     result = simulate(policy(policy_id), book_of(items), crash(marks))
     assert result.conservation_error == 0
     went = result.where_the_money_went()
-    assert went["counterparties"] + went["fees"] + went["insurance_fund"] == result.liquidated_margin
-    covered = went["insurance_fund_paid"] + went["adl"] + went["clawback"] + went["write_off"] + went["debt"]
-    past = result.flows.get("claims", Decimal(0)) + result.flows.get("insurance_fund_takeover_loss", Decimal(0))
+    assert (
+        went["counterparties"] + went["fees"] + went["insurance_fund"] == result.liquidated_margin
+    )
+    covered = (
+        went["insurance_fund_paid"]
+        + went["adl"]
+        + went["clawback"]
+        + went["write_off"]
+        + went["debt"]
+    )
+    past = result.flows.get("claims", Decimal(0)) + result.flows.get(
+        "insurance_fund_takeover_loss", Decimal(0)
+    )
     assert covered == past
     for event in result.events:
         assert event.liquidation.statement.reconciles
@@ -89,15 +119,19 @@ def test_results_do_not_depend_on_account_order(items, marks, policy_id, random)
     shuffled = list(items)
     random.shuffle(shuffled)
     book = book_of(items)
-    reordered = Book(tuple(sorted(book.accounts, key=lambda a: shuffled.index(items[int(a.id[1:])]))))
+    reordered = Book(
+        tuple(sorted(book.accounts, key=lambda a: shuffled.index(items[int(a.id[1:])])))
+    )
     first = simulate(policy(policy_id), book, crash(marks)).as_dict()
     second = simulate(policy(policy_id), reordered, crash(marks)).as_dict()
     assert first == second
 
 
 def test_same_inputs_same_events_and_ids():
-    items = [("long", Decimal(2), Decimal(60000), "isolated", Decimal(20), Decimal(0)),
-             ("short", Decimal(1), Decimal(59500), "cross", Decimal(5), Decimal(1))]
+    items = [
+        ("long", Decimal(2), Decimal(60000), "isolated", Decimal(20), Decimal(0)),
+        ("short", Decimal(1), Decimal(59500), "cross", Decimal(5), Decimal(1)),
+    ]
     marks = [Decimal(60000), Decimal(56000), Decimal(54000), Decimal(57000)]
     for policy_id in POLICIES:
         first = simulate(policy(policy_id), book_of(items), crash(marks))
@@ -110,12 +144,17 @@ def test_dpe_clawback_example_comes_out_at_sixty_percent(tmp_path):
     """BitMEX DPE (exchanges.md §4.6 / §8): total system loss 6, total profit 10 → 60 %."""
     from engine.simulation.simulate import _Simulation
 
-    text = (tmp_path / "p.yaml")
+    text = tmp_path / "p.yaml"
     text.write_text(
-        "id: dpe\ntitle: dpe\nextends: huobi-linear-swap\nexamples: null\n", encoding="utf-8")
+        "id: dpe\ntitle: dpe\nextends: huobi-linear-swap\nexamples: null\n", encoding="utf-8"
+    )
     scenario = crash([Decimal(60000), Decimal(60000)])
-    book = book_of([("long", Decimal(1), Decimal(50000), "cross", Decimal(5), Decimal(1)),
-                    ("short", Decimal(1), Decimal(70000), "cross", Decimal(5), Decimal(1))])
+    book = book_of(
+        [
+            ("long", Decimal(1), Decimal(50000), "cross", Decimal(5), Decimal(1)),
+            ("short", Decimal(1), Decimal(70000), "cross", Decimal(5), Decimal(1)),
+        ]
+    )
     run = _Simulation(load_policy(text), book, scenario)
     run.path_ranges(scenario.times())
     start = {aid: run.equity(state) for aid, state in run.states.items()}

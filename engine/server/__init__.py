@@ -1,0 +1,21 @@
+"""`liqpolicy serve`: the policy backend over HTTP.
+
+The service answers with the same documents as the CLI's JSON output (``AccountResult.as_dict()``,
+``PriceQuote.as_dict()``), errors as RFC 9457 problem details carrying the CLI's diagnostics, and
+is described by ``schemas/openapi.json``.  Built on the standard library alone (see
+``docs/server.md`` for why, with the measurements).
+
+- :mod:`engine.server.app`: routes and handlers, independent of the HTTP plumbing
+- :mod:`engine.server.http`: HTTP/1.1 on ``http.server``: bodies, limits, keep-alive
+- :mod:`engine.server.runner`: one process, or a supervisor with pre-forked workers; signals
+- :mod:`engine.server.policies`: the served policy set and its all-or-nothing reload
+- :mod:`engine.server.openapi`: the OpenAPI document and validation against it
+- :mod:`engine.server.decisions`: the decision log and the decision cache
+"""
+
+from __future__ import annotations
+
+from engine.server.config import ServerConfig
+from engine.server.runner import Service, serve
+
+__all__ = ["ServerConfig", "Service", "serve"]

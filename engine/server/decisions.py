@@ -1,0 +1,139 @@
+"""The decision log (JSON lines for audits) and the cache of recent decisions.
+
+Decision log: one line per decision request (evaluate, liquidation-price, compare), answered or
+refused: decision id (uuid4), time (UTC), endpoint, policy id and digest, the input exactly as
+sent, the result or the problem, HTTP status and duration.  Each line is written with a single
+`write(2)` on a file opened with `O_APPEND`, so lines from threads and from worker processes
+sharing the file never interleave.
+
+Decision cache: the engine is deterministic (a loaded policy is immutable, evaluation depends only
+on the policy and the input), so the answer to the same bytes under the same policy digest is the
+same answer.  A small LRU cache of response bodies keyed by (endpoint, policy digest, options,
+request body) lets repeated requests skip the engine.  Per process; bounded in entries and in the
+size of each entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MAX_CACHED_BODY = 64 * 1024  # larger answers (long traces) are not kept
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def one_line_json(text: str) -> str:
+    """Valid JSON text on one line: raw newlines can only be whitespace between tokens."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+class DecisionLog:
+    """Appends decision records to a file, one JSON object per line."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        # O_APPEND: every write lands at the end, atomically, even from other processes.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._lock = threading.Lock()
+
+    def write(
+        self,
+        *,
+        decision_id: str,
+        time: str,
+        endpoint: str,
+        policy_id: str | None,
+        policy_digest: str | None,
+        status: int,
+        duration_ms: float,
+        input_json: str | None,
+        input_text: str | None,
+        result_json: str | None,
+        error: dict[str, Any] | None,
+        cached: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """One line; `input_json` and `result_json` are JSON texts spliced in as they are.
+
+        Splicing keeps the input exactly as the client wrote it (numbers are not re-formatted)
+        and avoids serializing the result twice.
+        """
+        head = {
+            "decision_id": decision_id,
+            "time": time,
+            "endpoint": endpoint,
+            "policy": {"id": policy_id, "digest": policy_digest},
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+            "cached": cached,
+            **(extra or {}),
+        }
+        parts = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1]]
+        if input_json is not None:
+            parts.append(',"input":' + one_line_json(input_json))
+        else:
+            parts.append(',"input":null,"input_text":' + json.dumps(input_text, ensure_ascii=False))
+        if result_json is not None:
+            parts.append(',"result":' + one_line_json(result_json))
+        else:
+            parts.append(',"result":null')
+        parts.append(',"error":' + json.dumps(error, ensure_ascii=False, separators=(",", ":")))
+        data = ("".join(parts) + "}\n").encode("utf-8")
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class DecisionCache:
+    """A thread-safe LRU map from a request's identity to its response body."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._data: OrderedDict[tuple[str, ...] | tuple[object, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[object, ...]) -> bytes | None:
+        if self.entries <= 0:
+            return None
+        with self._lock:
+            found = self._data.get(key)
+            if found is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return found
+
+    def put(self, key: tuple[object, ...], body: bytes) -> None:
+        if self.entries <= 0 or len(body) > MAX_CACHED_BODY:
+            return
+        with self._lock:
+            self._data[key] = body
+            self._data.move_to_end(key)
+            while len(self._data) > self.entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
