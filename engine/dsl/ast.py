@@ -23,6 +23,12 @@ class Const:
 
     value: Decimal | bool | str
     span: Span = field(compare=False, repr=False)
+    # Python has `True == Decimal(1)`, with equal hashes: comparing the type too keeps `true` and
+    # `1` apart wherever trees are compared or used as keys (the compiler's shared sub-expressions)
+    kind: type = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", type(self.value))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -194,6 +194,7 @@ class Waterfall:
     pool: str
     adl_ranking: str | None
     adl_eligible: str | None
+    adl_refresh_seconds: int
     clawback_cap: Decimal
     clawback_base: str
     clawback_step: Decimal | None
@@ -226,6 +227,7 @@ def build_waterfall(data: Mapping[str, Any]) -> Waterfall:
         pool=spec.get("insurance_fund", {}).get("pool", "shared"),
         adl_ranking=_key_if(adl, "ranking", "waterfall", "adl"),
         adl_eligible=_key_if(adl, "eligible", "waterfall", "adl"),
+        adl_refresh_seconds=int(adl.get("refresh_seconds", 0)),
         clawback_cap=parse_decimal(str(cap)) if cap is not None else Decimal(1),
         clawback_base=clawback.get("base", "equity"),
         clawback_step=parse_decimal(str(clawback["step"])) if "step" in clawback else None,

@@ -408,7 +408,7 @@ class _Simulation:
         self.start_balances = dict(self.balances)
         settlement = scenario.settlement_seconds
         for step, time in enumerate(times):
-            self.waterfall.new_step()
+            self.waterfall.new_step(time)
             points = {}
             funding: dict[str, Decimal] = {}
             for instrument, path in paths.items():

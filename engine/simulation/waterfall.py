@@ -78,10 +78,18 @@ class Waterfall:
         self._ranked: dict[
             tuple[str, str], list[tuple[Decimal, str, AccountState, dict[str, Any]]]
         ] = {}
+        self._ranked_at = 0
 
-    def new_step(self) -> None:
-        """Forget the ADL ranking: it is computed at most once per step and side (a snapshot)."""
-        self._ranked.clear()
+    def new_step(self, time: int = 0) -> None:
+        """Forget the ADL ranking once it is older than the policy's refresh interval.
+
+        The ranking is a snapshot: computed at most once per step and side, and kept for
+        `adl.refresh_seconds` of scenario time when the policy sets it.
+        """
+        refresh = self.spec.adl_refresh_seconds
+        if refresh <= 0 or time - self._ranked_at >= refresh:
+            self._ranked.clear()
+            self._ranked_at = time
 
     def settle(
         self, time: int, state: AccountState, liquidation: Liquidation

@@ -660,6 +660,20 @@ def test_compiled_call_inside_engine_context_same_outcome() -> None:
     assert error_inside.value.code == "E501"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(if is_long then 1 else 0) > 0 and (if is_long then true else false)",
+        "(if is_long then 0 else 1) == 0 and (if is_long then false else true) == false",
+        "min(if is_long then 1 else 0, 2) + (if is_long then 1 else 0) > 0 and"
+        " (if is_long then true else false)",
+    ],
+)
+def test_compiled_shared_subexpressions_keep_booleans_and_numbers_apart(text: str) -> None:
+    # `if c then 1 else 0` and `if c then true else false` must not share a computed value
+    assert value(text) is True
+
+
 # -- the compiled form agrees with the reference --------------------------------------------------
 
 NUMBER_LITERALS = ["0", "1", "2", "0.5", "3.25", "100", "1e3", "2.5%", "0.004", "20000"]

@@ -35,10 +35,8 @@ KEYWORDS = frozenset(
 
 
 def shape(node: Any) -> Any:
-    """Structure including the Python type of every value.
-
-    AST equality compares values with `==`, under which `true == 1` and `false == 0`; the shape
-    tells them apart, so a printer that wrote `1` for `true` would be caught.
+    """Structure including the Python type of every value (belt and braces: `true == 1` in
+    Python, and AST equality only tells them apart because `Const` also compares the type).
     """
     if isinstance(node, tuple):
         return tuple(shape(item) for item in node)
@@ -169,9 +167,11 @@ def test_print_handmade_tree_with_every_node_kind() -> None:
 def test_print_booleans_not_confused_with_numbers() -> None:
     one = Const(value=Decimal(1), span=DUMMY)
     true = Const(value=True, span=DUMMY)
-    assert one == true  # `==` on values: the reason the round trip also compares shapes
+    assert one != true  # although `True == Decimal(1)` in Python
+    assert hash(Const(value=False, span=DUMMY)) != hash(Const(value=Decimal(0), span=DUMMY))
     assert print_expression(one) == "1"
     assert print_expression(true) == "true"
+    assert parse_expression("true") != parse_expression("1")
     assert shape(one) != shape(true)
 
 
