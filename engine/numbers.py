@@ -38,7 +38,9 @@ ROUNDING_MODES: dict[str, str] = {
     "up": decimal.ROUND_UP,
 }
 
-_NUMBER = re.compile(r"[+-]?(\d[\d_]*)?(\.\d[\d_]*)?([eE][+-]?\d+)?")
+_NUMBER = re.compile(
+    r"[+-]?([0-9][0-9_]*)?(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?"
+)  # ASCII digits only
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

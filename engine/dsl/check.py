@@ -183,13 +183,13 @@ class _Checker:
             and isinstance(other.value, str)
             and other.value not in expected.values
         ):
-                allowed = ", ".join(f'"{v}"' for v in sorted(expected.values))
-                self.error(
-                    "E307",
-                    f'"{other.value}" is never a value here; expected one of {allowed}',
-                    other.span,
-                    did_you_mean(other.value, expected.values, quote='"'),
-                )
+            allowed = ", ".join(f'"{v}"' for v in sorted(expected.values))
+            self.error(
+                "E307",
+                f'"{other.value}" is never a value here; expected one of {allowed}',
+                other.span,
+                did_you_mean(other.value, expected.values, quote='"'),
+            )
 
     def call(self, node: ast.Call) -> Type:
         builtin = BUILTINS.get(node.function)

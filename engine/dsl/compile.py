@@ -275,7 +275,9 @@ def compile_program(
     namespace: dict[str, Any] = {"__builtins__": {"min": min, "max": max, "abs": abs}}
     namespace.update(_HELPERS)
     namespace.update(generator.constants)
-    exec(compile(source, filename, "exec"), namespace)  # source generated from our checked AST only; see module docstring
+    exec(
+        compile(source, filename, "exec"), namespace
+    )  # source generated from our checked AST only; see module docstring
     compiled_definitions = {
         name: CompiledExpression(name, expr, typ, namespace[f"_d_{name}"], tables, True)
         for name, (expr, typ) in definitions.items()

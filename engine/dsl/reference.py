@@ -96,9 +96,13 @@ class _Walker:
                 owner = self.eval(owner_node, frame, bound)
                 if id(node) in self.definitions.resolved:
                     return self.read(node, self.definition(name, frame.context.frame_for(owner)))
-                if not isinstance(owner, Mapping) or name not in owner:
+                if not isinstance(owner, Mapping):
                     raise self.fail(f"missing input '{_describe(node)}'", node, "E503")
-                return self.read(node, owner[name])
+                try:
+                    value = owner[name]  # records may compute a field on first read
+                except KeyError:
+                    raise self.fail(f"missing input '{_describe(node)}'", node, "E503") from None
+                return self.read(node, value)
             case ast.Negate(operand=operand):
                 return self.arith(node, lambda: -self.eval(operand, frame, bound))
             case ast.Not(operand=operand):

@@ -49,6 +49,19 @@ class Liquidation:
         }
 
 
+class _Order(dict[str, Any]):
+    """The `order` record: `bankruptcy_price` is solved on first read (most orders never read it)."""
+
+    solve: Any = None
+
+    def __missing__(self, key: str) -> Any:
+        if key == "bankruptcy_price" and self.solve is not None:
+            value = self.solve()
+            self[key] = value
+            return value
+        raise KeyError(key)
+
+
 class _Unit:
     """The positions being liquidated together and the balance that backs them."""
 
@@ -139,22 +152,22 @@ class _Run:
         mark: Decimal = self.state.market[symbol]["mark_price"]
         frame = self.frame(position)
         margin_before: Decimal = self.evaluator.definition("margin_balance", frame)
-        bankrupt = None if offset else bankruptcy_price(self.evaluator, self.state, position).price
         is_partial = quantity < position["size"]
-        order: dict[str, Any] = {
-            "kind": "offset" if offset else "liquidation",
-            "quantity": quantity,
-            "notional": self.notional(position, quantity),
-            "is_partial": is_partial,
-            "step": Decimal(number),
-            "margin_before": margin_before,
-        }
-        if bankrupt is not None:
-            order["bankruptcy_price"] = bankrupt
-        elif not offset:
-            # No price of this market crosses the bankruptcy condition (e.g. a hedged cross pair:
-            # the margin balance does not move with it); expressions reading it get the mark.
-            order["bankruptcy_price"] = mark
+        order = _Order(
+            {
+                "kind": "offset" if offset else "liquidation",
+                "quantity": quantity,
+                "notional": self.notional(position, quantity),
+                "is_partial": is_partial,
+                "step": Decimal(number),
+                "margin_before": margin_before,
+            }
+        )
+        if not offset:
+            # Solved only if an expression reads it: solving costs a few dozen evaluations.
+            order.solve = lambda: (
+                bankruptcy_price(self.evaluator, self.state, position).price or mark
+            )
         fill = mark
         if self.procedure.fill_price and not offset:
             fill = self.evaluator.expression(
@@ -204,6 +217,8 @@ class _Run:
         for _name, _, _, taken, to in fees:
             self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
         self.takeover += pnl_fill - pnl_settle
+        bankrupt = order.get("bankruptcy_price") if isinstance(order, _Order) else None
+        bankrupt = order.get("bankruptcy_price")  # None when no rule needed it
         record = Order(
             number,
             label,
@@ -381,8 +396,15 @@ def liquidate(
         state.wallet_balance = ZERO
         last = run.orders[-1]
         run.orders[-1] = replace(last, shortfall=last.shortfall + deficit, margin_after=ZERO)
-        run.items.append(LineItem("shortfall", "wallet deficit once every cross position closed",
-                                  deficit, unit.balance_name, last.number))
+        run.items.append(
+            LineItem(
+                "shortfall",
+                "wallet deficit once every cross position closed",
+                deficit,
+                unit.balance_name,
+                last.number,
+            )
+        )
     surplus = ZERO
     remaining = ZERO if fully or unit.cross else unit.margin
     final = unit.margin if (fully or unit.cross) else ZERO

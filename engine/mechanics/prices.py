@@ -210,8 +210,20 @@ def solve_price(
 
     direction = danger_direction(position)
     k: int | None = None
-    guess = _secant_boundary(residual_at, current, direction, tick, hint) if residual_expr else None
-    if guess is not None and guess > 0:
+    guess: Decimal | None = None
+    formula = policy.expressions.get(rule.formula) if rule.formula else None
+    if formula is not None:  # a declared closed form: confirmed on the tick grid below
+        try:
+            guess = formula(frame_at(current))
+        except EngineError:
+            guess = None
+        if guess is not None and guess > 0:
+            k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
+    if k is None:
+        guess = (
+            _secant_boundary(residual_at, current, direction, tick, hint) if residual_expr else None
+        )
+    if k is None and guess is not None and guess > 0:
         k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
     if k is None:
         start = max(1, int(current / tick))

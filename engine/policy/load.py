@@ -406,7 +406,7 @@ class _Builder:
                     stack[-1] = (name, index + 1)
                     target, span = edges[index]
                     if state.get(target) == 1:
-                        cycle = [*path[path.index(target):], target]
+                        cycle = [*path[path.index(target) :], target]
                         cyclic.update(cycle)
                         self.error(
                             "E304",
