@@ -53,13 +53,19 @@ class _Order(dict[str, Any]):
     """The `order` record: `bankruptcy_price` is solved on first read (most orders never read it)."""
 
     solve: Any = None
+    solved: Decimal | None = None  # what the solver found (None: no price reaches bankruptcy)
 
     def __missing__(self, key: str) -> Any:
         if key == "bankruptcy_price" and self.solve is not None:
-            value = self.solve()
+            self.solved = self.solve()
+            # No price of this market crosses the bankruptcy condition (e.g. a hedged cross
+            # pair: the margin balance does not move with it): expressions read the mark.
+            value = self.solved if self.solved is not None else self.mark
             self[key] = value
             return value
         raise KeyError(key)
+
+    mark: Decimal | None = None
 
 
 class _Unit:
@@ -103,6 +109,7 @@ class _Run:
         self.records: list[StepRecord] = []
         self.takeover = ZERO
         self.fees_to: dict[str, Decimal] = {}
+        self.eager_bankruptcy = True
 
     def frame(self, position: Mapping[str, Any], order: Mapping[str, Any] | None = None) -> Frame:
         context = self.evaluator.context(self.state)
@@ -164,10 +171,11 @@ class _Run:
             }
         )
         if not offset:
-            # Solved only if an expression reads it: solving costs a few dozen evaluations.
-            order.solve = lambda: (
-                bankruptcy_price(self.evaluator, self.state, position).price or mark
-            )
+            # Solved on first read: a simulation skips it for orders no rule prices with it.
+            order.solve = lambda: bankruptcy_price(self.evaluator, self.state, position).price
+            order.mark = mark
+            if self.eager_bankruptcy:
+                order["bankruptcy_price"]  # reading solves it, for the statement
         fill = mark
         if self.procedure.fill_price and not offset:
             fill = self.evaluator.expression(
@@ -217,8 +225,7 @@ class _Run:
         for _name, _, _, taken, to in fees:
             self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
         self.takeover += pnl_fill - pnl_settle
-        bankrupt = order.get("bankruptcy_price") if isinstance(order, _Order) else None
-        bankrupt = order.get("bankruptcy_price")  # None when no rule needed it
+        bankrupt = order.solved  # None when not solved (or no price reaches bankruptcy)
         record = Order(
             number,
             label,
@@ -359,11 +366,21 @@ class _Run:
 
 
 def liquidate(
-    evaluator: Evaluator, state: AccountState, positions: list[dict[str, Any]], inputs: Any
+    evaluator: Evaluator,
+    state: AccountState,
+    positions: list[dict[str, Any]],
+    inputs: Any,
+    *,
+    report_bankruptcy: bool = True,
 ) -> Liquidation:
-    """Liquidate one unit of `state` in place and return its statement."""
+    """Liquidate one unit of `state` in place and return its statement.
+
+    With `report_bankruptcy=False` (simulations) an order's bankruptcy price is solved only
+    when one of the policy's rules reads it, and the statement reports it only then.
+    """
     unit = _Unit(state, positions)
     run = _Run(evaluator, state, unit)
+    run.eager_bankruptcy = report_bankruptcy
     starting = unit.margin
     run.items.append(
         LineItem("starting_margin", "margin before liquidation", starting, unit.balance_name)

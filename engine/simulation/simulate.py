@@ -254,7 +254,7 @@ class _Simulation:
             unit = [p for p in candidates if any(p is q for q in state.positions)]
             if not unit:
                 continue
-            result = liquidate(evaluator, state, unit, inputs)
+            result = liquidate(evaluator, state, unit, inputs, report_bankruptcy=False)
             allocations = self.waterfall.settle(time, state, result)
             self.events.append(LiquidationEvent(time, account_id, result, allocations))
             if state.debt > 0:
