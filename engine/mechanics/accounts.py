@@ -18,7 +18,7 @@ from engine.errors import EngineError, InputError, PolicyError
 from engine.numbers import DECIMAL_CONTEXT, NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
 from engine.policy.schema import Pointer, schema_diagnostics
-from engine.policy.yaml_reader import SourceMap, read_yaml_file
+from engine.policy.yaml_reader import SourceMap, read_yaml_file, span_locator
 from engine.source import Diagnostic, Span
 
 _NUMBER_FIELDS = ("size", "entry_price", "isolated_margin", "leverage")
@@ -46,19 +46,6 @@ class Account:
             "positions": [{k: text(v) for k, v in p.items()} for p in self.positions],
             "market": {s: {k: text(v) for k, v in m.items()} for s, m in self.market.items()},
         }
-
-
-def _locator(spans: SourceMap | None, path: str) -> Any:
-    def locate(pointer: Pointer, key: bool) -> Span | None:
-        if spans is None:
-            return None
-        if key:
-            found = spans.key_span(pointer)
-            if found is not None:
-                return found
-        return spans.value_span(pointer) or spans.nearest_span(pointer)
-
-    return locate
 
 
 def _where(pointer: Pointer) -> str:
@@ -94,7 +81,7 @@ def parse_account(
     path: str = "<account>",
 ) -> Account:
     """Validate and convert account data; raise InputError listing every problem."""
-    locate = _locator(spans, path)
+    locate = span_locator(spans)
     diagnostics: list[Diagnostic] = []
 
     def problem(code: str, message: str, pointer: Pointer, hint: str | None = None) -> None:
@@ -111,7 +98,7 @@ def parse_account(
         raise InputError(diagnostics=diagnostics)
 
     def schema_locate(pointer: Pointer, key: bool) -> Span:
-        return locate(pointer, key)  # type: ignore[no-any-return]  # None is fine: rendered by path
+        return locate(pointer, key)  # type: ignore[return-value]  # None is fine: rendered by path
 
     found = schema_diagnostics(data, "account.schema.json", schema_locate)
     diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]

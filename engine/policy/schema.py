@@ -24,7 +24,7 @@ Pointer = tuple[str | int, ...]
 Locate = Callable[[Pointer, bool], Span]  # (pointer, want the key's span) -> span
 
 
-def _is_integer(checker: Any, instance: Any) -> bool:
+def is_integer(checker: Any, instance: Any) -> bool:
     """Whole numbers read from YAML arrive as Decimal; accept them as JSON Schema integers."""
     if isinstance(instance, bool):
         return False
@@ -35,7 +35,7 @@ def _is_integer(checker: Any, instance: Any) -> bool:
 
 _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema's validators module is untyped
     Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -413,3 +414,22 @@ def read_yaml_file(path: str | Path) -> YamlDocument:
         diagnostic = Diagnostic("E001", message, span, "save the file as UTF-8", path=name)
         raise PolicyError(diagnostics=[diagnostic]) from exc
     return read_yaml(text.removeprefix("\ufeff"), name)
+
+
+def span_locator(spans: SourceMap | None) -> Callable[[Pointer, bool], Span | None]:
+    """A `locate(pointer, key)` for diagnostics about data read with this reader.
+
+    The key's span when asked and present, else the value's, else the nearest existing
+    ancestor's; always None when the data did not come from a file (plain dicts).
+    """
+
+    def locate(pointer: Pointer, key: bool) -> Span | None:
+        if spans is None:
+            return None
+        if key:
+            found = spans.key_span(pointer)
+            if found is not None:
+                return found
+        return spans.value_span(pointer) or spans.nearest_span(pointer)
+
+    return locate

@@ -33,7 +33,7 @@ from engine.mechanics.evaluate import evaluate_account
 from engine.mechanics.quote import quote_prices
 from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
-from engine.policy.yaml_reader import SourceMap, read_yaml
+from engine.policy.yaml_reader import SourceMap, read_yaml, span_locator
 from engine.server.config import ServerConfig
 from engine.server.decisions import DecisionCache, DecisionLog, utc_now
 from engine.server.openapi import body_diagnostics, openapi_bytes, schema_bytes
@@ -740,7 +740,7 @@ class Application:
                 )
 
         def schema(spans: SourceMap | None) -> list[Diagnostic]:
-            locate = _span_locator(spans)
+            locate = span_locator(spans)
             return body_diagnostics("LiquidationPriceRequest", data, locate=locate, path=BODY_PATH)
 
         diagnostics = schema(None)
@@ -808,7 +808,7 @@ class Application:
 
         def schema(spans: SourceMap | None) -> list[Diagnostic]:
             return body_diagnostics(
-                "CompareRequest", data, locate=_span_locator(spans), path=BODY_PATH
+                "CompareRequest", data, locate=span_locator(spans), path=BODY_PATH
             )
 
         diagnostics = schema(None)
@@ -933,19 +933,6 @@ class Application:
                 if d.severity == "error"
             ),
         )
-
-
-def _span_locator(spans: SourceMap | None) -> Callable[[tuple[str | int, ...], bool], Span | None]:
-    def locate(pointer: tuple[str | int, ...], key: bool) -> Span | None:
-        if spans is None:
-            return None
-        if key:
-            found = spans.key_span(pointer)
-            if found is not None:
-                return found
-        return spans.value_span(pointer) or spans.nearest_span(pointer)
-
-    return locate
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
 import jsonschema
@@ -25,7 +24,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from engine.policy.packaged import load_schema, schemas_dir
-from engine.policy.schema import _diagnostic, _leaf_errors
+from engine.policy.schema import _diagnostic, _leaf_errors, is_integer
 from engine.source import Diagnostic, Span
 
 OPENAPI_FILE = "openapi.json"
@@ -56,18 +55,9 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def _is_integer(checker: Any, instance: Any) -> bool:
-    """Bodies are parsed with Decimal numbers: a whole Decimal is a JSON Schema integer."""
-    if isinstance(instance, bool):
-        return False
-    if isinstance(instance, Decimal):
-        return instance == instance.to_integral_value()
-    return isinstance(instance, int)
-
-
 _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # untyped module
     Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer),
 )
 
 
