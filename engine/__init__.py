@@ -9,6 +9,8 @@ The public Python API (guide: ``docs/api.md``)::
     quote = engine.liquidation_price(policy, symbol="BTCUSDT", side="long",
                                      size="2", entry_price="60000", leverage="10")
     engine.to_json(result)                           # the documented JSON, decimals as text
+    run = engine.compare(["binance-usdm", "huobi-linear-swap"], "demo",
+                         "flash-crash-2025-10-10")  # -> Comparison (simulate: one policy)
 
 Everything listed in ``__all__`` is stable API; other modules are internal.  Errors are
 :class:`EngineError` subclasses carrying :class:`Diagnostic` objects (``engine.errors``).
@@ -16,12 +18,14 @@ Everything listed in ``__all__`` is stable API; other modules are internal.  Err
 
 from engine._version import __version__ as __version__
 from engine.api import check_policy as check_policy
+from engine.api import compare as compare
 from engine.api import error_as_dict as error_as_dict
 from engine.api import evaluate as evaluate
 from engine.api import liquidation_price as liquidation_price
 from engine.api import load_policy as load_policy
 from engine.api import run_examples as run_examples
 from engine.api import shipped_policies as shipped_policies
+from engine.api import simulate as simulate
 from engine.api import to_json as to_json
 from engine.dsl import check_expression as check_expression
 from engine.dsl import compile_expression as compile_expression
@@ -42,11 +46,20 @@ from engine.mechanics.examples import ExampleResult as ExampleResult
 from engine.mechanics.quote import PriceQuote as PriceQuote
 from engine.mechanics.statement import Statement as Statement
 from engine.policy.model import Policy as Policy
+from engine.simulation.book import load_book as load_book
+from engine.simulation.compare import Comparison as Comparison
+from engine.simulation.generate import generate_book as generate_book
+from engine.simulation.model import Book as Book
+from engine.simulation.model import Scenario as Scenario
+from engine.simulation.results import SimulationResult as SimulationResult
+from engine.simulation.scenario import load_scenario as load_scenario
 from engine.source import Diagnostic as Diagnostic
 
 __all__ = [
     "Account",
     "AccountResult",
+    "Book",
+    "Comparison",
     "Diagnostic",
     "EngineError",
     "EvaluationError",
@@ -57,21 +70,28 @@ __all__ = [
     "PolicyError",
     "PositionResult",
     "PriceQuote",
+    "Scenario",
     "Scope",
+    "SimulationResult",
     "Statement",
     "__version__",
     "check_expression",
     "check_policy",
+    "compare",
     "compile_expression",
     "error_as_dict",
     "evaluate",
+    "generate_book",
     "liquidation_price",
+    "load_book",
     "load_policy",
+    "load_scenario",
     "parse_account",
     "parse_expression",
     "print_expression",
     "read_account_file",
     "run_examples",
     "shipped_policies",
+    "simulate",
     "to_json",
 ]

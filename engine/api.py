@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -36,6 +36,13 @@ from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.load import check_policy, load_policy
 from engine.policy.model import Policy
 from engine.policy.packaged import shipped_policy_paths
+from engine.simulation.book import load_book
+from engine.simulation.compare import Comparison
+from engine.simulation.compare import compare as _compare
+from engine.simulation.model import Book, Scenario
+from engine.simulation.results import SimulationResult
+from engine.simulation.scenario import load_scenario
+from engine.simulation.simulate import simulate as _simulate
 from engine.source import Diagnostic
 
 __all__ = [
@@ -177,6 +184,33 @@ def liquidation_price(
 def run_examples(policy: PolicyLike) -> list[ExampleResult]:
     """Run the worked examples kept in the policy file; each result says whether it passed."""
     return _run_examples(_policy(policy))
+
+
+BookLike: TypeAlias = "Book | str | os.PathLike[str]"
+"""A loaded book, a JSON-lines or CSV book file, or the id of a shipped book (`demo`)."""
+
+ScenarioLike: TypeAlias = "Scenario | str | os.PathLike[str]"
+"""A loaded scenario, a scenario file, or the id of a shipped scenario."""
+
+
+def _book(book: BookLike) -> Book:
+    return book if isinstance(book, Book) else load_book(os.fspath(book))
+
+
+def _scenario(scenario: ScenarioLike) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(os.fspath(scenario))
+
+
+def simulate(policy: PolicyLike, book: BookLike, scenario: ScenarioLike) -> SimulationResult:
+    """Run a book through a scenario under one policy (exact; refuses to report a leak)."""
+    return _simulate(_policy(policy), _book(book), _scenario(scenario))
+
+
+def compare(
+    policies: Sequence[PolicyLike], book: BookLike, scenario: ScenarioLike, *, limit: int = 10
+) -> Comparison:
+    """The same book and scenario under several policies, with the accounts that differ most."""
+    return _compare([_policy(p) for p in policies], _book(book), _scenario(scenario), limit=limit)
 
 
 def shipped_policies() -> list[str]:

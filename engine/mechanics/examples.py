@@ -28,6 +28,8 @@ class Mismatch:
 
 @dataclass(frozen=True, slots=True)
 class ExampleResult:
+    """One worked example run: passed, or the expectations it missed (or the error)."""
+
     policy_id: str
     name: str
     span: Span

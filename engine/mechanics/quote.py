@@ -17,6 +17,8 @@ from engine.source import Diagnostic
 
 @dataclass(frozen=True, slots=True)
 class PriceQuote:
+    """Liquidation and bankruptcy price of one position, with the tier row at the price."""
+
     symbol: str
     side: str
     size: Decimal

@@ -69,6 +69,8 @@ class LeverageCurve:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
+    """Several policies run on one book and scenario, with the differences explained."""
+
     scenario: Scenario
     book_size: int
     book_path: str

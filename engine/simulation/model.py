@@ -92,6 +92,8 @@ class BookAccount:
 
 @dataclass(frozen=True, slots=True)
 class Book:
+    """The accounts a simulation runs, in venue-neutral terms (instruments, base quantities)."""
+
     accounts: tuple[BookAccount, ...]
     path: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
