@@ -18,6 +18,40 @@ _STEP = Decimal("1e30")
 _MAX_INLINE = 8
 
 
+def _cleared(
+    left: ast.Expr,
+    right: ast.Expr,
+    plain: ast.Expr,
+    definitions: Mapping[str, ast.Expr],
+    *,
+    ratio_above: bool,
+) -> ast.Expr | None:
+    """For `x / y >= c` (directly or through a definition, possibly `if k then x / y else e`),
+    the residual `x - c * y` where `y > 0`: same sign, but linear where the ratio is hyperbolic,
+    so secant steps converge.  Elsewhere it keeps `plain`; callers confirm the boundary anyway."""
+    body, guard = left, None
+    if isinstance(left, ast.Name) and left.name in definitions:
+        body = definitions[left.name]
+    if isinstance(body, ast.Conditional):
+        guard, body = body.condition, body.then
+    if not (isinstance(body, ast.Binary) and body.op == "/"):
+        return None
+    span = left.span
+    x, y = body.left, body.right
+    scaled = ast.Binary(op="*", left=right, right=y, span=span)
+    linear = (
+        ast.Binary(op="-", left=x, right=scaled, span=span)
+        if ratio_above
+        else ast.Binary(op="-", left=scaled, right=x, span=span)
+    )
+    positive: ast.Expr = ast.Compare(
+        op=">", left=y, right=ast.Const(value=Decimal(0), span=span), span=span
+    )
+    if guard is not None:
+        positive = ast.BoolOp(op="and", left=guard, right=positive, span=span)
+    return ast.Conditional(condition=positive, then=linear, otherwise=plain, span=span)
+
+
 def residual_of(
     expr: ast.Expr, definitions: Mapping[str, ast.Expr], boolean: frozenset[str], depth: int = 0
 ) -> ast.Expr:
@@ -25,9 +59,11 @@ def residual_of(
     span = expr.span
     match expr:
         case ast.Compare(op=">=" | ">", left=left, right=right):
-            return ast.Binary(op="-", left=left, right=right, span=span)
+            plain = ast.Binary(op="-", left=left, right=right, span=span)
+            return _cleared(left, right, plain, definitions, ratio_above=True) or plain
         case ast.Compare(op="<=" | "<", left=left, right=right):
-            return ast.Binary(op="-", left=right, right=left, span=span)
+            plain = ast.Binary(op="-", left=right, right=left, span=span)
+            return _cleared(left, right, plain, definitions, ratio_above=False) or plain
         case ast.BoolOp(op=op, left=left, right=right):
             parts = (
                 residual_of(left, definitions, boolean, depth),

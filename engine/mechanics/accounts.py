@@ -7,6 +7,7 @@ Python float is refused rather than silently rounded.  Every problem names the f
 from __future__ import annotations
 
 import decimal
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -73,6 +74,91 @@ def _number(value: Any) -> Decimal:
     return parse_decimal(str(value))
 
 
+_SIGNED = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?")
+_UNSIGNED = re.compile(r"\+?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?")
+_POSITION_KEYS = {
+    "symbol": "text",
+    "side": "side",
+    "size": "non_negative",
+    "entry_price": "positive",
+    "margin_mode": "mode",
+    "isolated_margin": "non_negative",
+    "leverage": "positive",
+}
+_POSITION_REQUIRED = frozenset({"symbol", "side", "size", "entry_price", "margin_mode", "leverage"})
+_MARKET_KEYS = {
+    "mark_price": "positive",
+    "last_price": "positive",
+    "index_price": "positive",
+    "previous_mark_price": "positive",
+    "book_depth": "non_negative",
+    "average_book_depth": "non_negative",
+    "funding_rate": "decimal",
+}
+
+
+def _value_ok(value: Any, kind: str) -> bool:
+    """One value against the account schema's rule for it (schemas/account.schema.json)."""
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "side":
+        return value in ("long", "short")
+    if kind == "mode":
+        return value in ("isolated", "cross")
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        pattern = _SIGNED if kind == "decimal" else _UNSIGNED
+        return pattern.fullmatch(value) is not None
+    if isinstance(value, int):
+        value = Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return False
+    if kind == "non_negative":
+        return value >= 0
+    if kind == "positive":
+        return value > 0
+    return True
+
+
+def _plainly_valid(data: Any) -> bool:
+    """A quick structural check mirroring the account schema for the common, valid case.
+
+    True only when the data certainly satisfies the schema; anything unusual goes to the full
+    JSON Schema validation, which also produces the located messages.  Saves most of the cost
+    of validating an account in batch and HTTP use.
+    """
+    if not isinstance(data, dict) or not {"wallet_balance", "positions"} <= data.keys():
+        return False
+    if not data.keys() <= {"id", "wallet_balance", "positions", "market"}:
+        return False
+    if "id" in data and not isinstance(data["id"], str):
+        return False
+    if not _value_ok(data["wallet_balance"], "decimal"):
+        return False
+    positions = data["positions"]
+    if not isinstance(positions, list):
+        return False
+    for position in positions:
+        if not isinstance(position, dict) or not position.keys() >= _POSITION_REQUIRED:
+            return False
+        for key, value in position.items():
+            kind = _POSITION_KEYS.get(key)
+            if kind is None or not _value_ok(value, kind):
+                return False
+    market = data.get("market", {})
+    if not isinstance(market, dict):
+        return False
+    for symbol, fields in market.items():
+        if not isinstance(symbol, str) or not isinstance(fields, dict):
+            return False
+        for key, value in fields.items():
+            kind = _MARKET_KEYS.get(key)
+            if kind is None or not _value_ok(value, kind):
+                return False
+    return True
+
+
 def parse_account(
     data: Any,
     policy: Policy,
@@ -100,8 +186,9 @@ def parse_account(
     def schema_locate(pointer: Pointer, key: bool) -> Span:
         return locate(pointer, key)  # type: ignore[return-value]  # None is fine: rendered by path
 
-    found = schema_diagnostics(data, "account.schema.json", schema_locate)
-    diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]
+    if not _plainly_valid(data):  # JSON Schema only when the quick check has doubts
+        found = schema_diagnostics(data, "account.schema.json", schema_locate)
+        diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]
     if diagnostics:
         raise InputError(diagnostics=diagnostics)
     try:

@@ -131,31 +131,46 @@ def _secant_boundary(
         if b <= tick:
             return None
         guess = b - fb * (b - a) / (fb - fa) if fb != fa else b + toward * abs(b - a)
+        if abs(guess - b) <= tick:  # the secant says the boundary is within a tick of b
+            return b
         if (guess - b) * toward <= 0:
             guess = b + toward * abs(b - a) * 2
         a, fa = b, fb
         b = max(limit(guess, a), tick)
     else:
         return None
-    bisect_next = False
+    if fb == 0:
+        return b
+    side = 0
+    previous: Decimal | None = None
     for _ in range(REFINE_STEPS):
-        width = abs(b - a)
-        if width <= tick:
+        if abs(b - a) <= 4 * tick:  # close enough: the caller confirms on the tick grid
             break
-        if bisect_next or fb == fa:
-            c = (a + b) / 2
-        else:
-            c = b - fb * (b - a) / (fb - fa)
-            if not (min(a, b) < c < max(a, b)):
-                c = (a + b) / 2
+        # A secant through a point of a step (a residual like 1e6 once the margin is gone)
+        # barely moves; bisect instead.  Otherwise Illinois: halve the weight of an end that
+        # stays, so the secant does not creep towards the root from one side.
+        wild = fa == 0 or abs(fb / fa) > 100
+        c = (a + b) / 2
+        if not wild and fb != fa:
+            secant = b - fb * (b - a) / (fb - fa)
+            if min(a, b) < secant < max(a, b):
+                c = secant
         fc = residual(c)
         if fc is None:
             return None
+        if fc == 0 or (previous is not None and abs(c - previous) <= tick):
+            return c
+        previous = c
         if (fc >= 0) == (fb >= 0):
             b, fb = c, fc
+            if side == -1:
+                fa /= 2
+            side = -1
         else:
             a, fa = c, fc
-        bisect_next = abs(b - a) > width / 2
+            if side == 1:
+                fb /= 2
+            side = 1
     return b if (fb >= 0) else a
 
 
