@@ -9,7 +9,7 @@ The public Python API (guide: ``docs/api.md``)::
     quote = engine.liquidation_price(policy, symbol="BTCUSDT", side="long",
                                      size="2", entry_price="60000", leverage="10")
     engine.to_json(result)                           # the documented JSON, decimals as text
-    run = engine.compare(["binance-usdm", "huobi-linear-swap"], "demo",
+    run = engine.compare(["venue-a.yaml", "venue-b.yaml"], "demo",
                          "flash-crash-2025-10-10")  # -> Comparison (simulate: one policy)
 
 Everything listed in ``__all__`` is stable API; other modules are internal.  Errors are
