@@ -26,6 +26,7 @@ from engine.report.compare_html import render_comparison_html
 from engine.report.compare_markdown import render_comparison_markdown
 from engine.report.compare_text import render_comparison
 from engine.simulation.compare import compare
+from engine.simulation.model import price_mismatches
 from engine.simulation.scenario import load_scenario
 
 DEFAULT_BOOK = "demo"  # books/demo.jsonl
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     book = read_book(args.book or DEFAULT_BOOK)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
     check_instruments(policies, book)
+    for warning in price_mismatches(book, scenario):
+        output.message(f"warning: {warning}")
     bar = progress_bar(output, [p.id for p in policies])
     try:
         comparison = compare(policies, book, scenario, limit=args.limit, progress=bar)

@@ -18,7 +18,7 @@ from engine.policy.load import load_policy
 from engine.policy.model import Policy
 from engine.report.compare_text import render_result
 from engine.simulation.book import load_book
-from engine.simulation.model import Book
+from engine.simulation.model import Book, price_mismatches
 from engine.simulation.scenario import load_scenario
 from engine.simulation.simulate import book_accounts, simulate
 
@@ -121,6 +121,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     book = read_book(args.book)
     scenario = load_scenario(args.scenario)
     check_instruments([policy], book)
+    for warning in price_mismatches(book, scenario):
+        output.message(f"warning: {warning}")
     bar = progress_bar(output, [policy.id])
     try:
         result = simulate(policy, book, scenario, progress=bar)

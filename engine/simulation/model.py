@@ -97,3 +97,34 @@ class Book:
     accounts: tuple[BookAccount, ...]
     path: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+def price_mismatches(
+    book: Book, scenario: Scenario, tolerance: Decimal = Decimal("0.2")
+) -> list[str]:
+    """Instruments whose average entry price in the book is far from the scenario's first mark.
+
+    A book priced for another market level liquidates (or never liquidates) at once, which is
+    almost always a mistake worth a warning rather than a result.
+    """
+    totals: dict[str, tuple[Decimal, Decimal]] = {}
+    for account in book.accounts:
+        for position in account.positions:
+            weight, value = totals.get(position.instrument, (Decimal(0), Decimal(0)))
+            totals[position.instrument] = (
+                weight + position.quantity,
+                value + position.quantity * position.entry_price,
+            )
+    found: list[str] = []
+    for instrument, (weight, value) in sorted(totals.items()):
+        path = scenario.paths.get(instrument)
+        if path is None or weight == 0 or not path.points:
+            continue
+        average = value / weight
+        start = path.points[0].mark_price
+        if abs(average - start) > tolerance * start:
+            found.append(
+                f"{instrument}: the book's average entry price {average:.2f} is far from the "
+                f"scenario's first mark {start} (more than {tolerance:.0%} apart)"
+            )
+    return found

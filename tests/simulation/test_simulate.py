@@ -169,3 +169,13 @@ def test_dpe_clawback_example_comes_out_at_sixty_percent(tmp_path):
     assert clawback.rate == Decimal("0.6")
     assert clawback.collected == Decimal(6)
     assert run.clawback_paid["a000"] == Decimal(6)  # realised 4 of 10
+
+
+def test_price_mismatch_between_book_and_scenario_is_reported():
+    from engine.simulation.model import price_mismatches
+
+    items = [("long", Decimal(1), Decimal(60000), "cross", Decimal(5), Decimal(1))]
+    assert price_mismatches(book_of(items), crash([Decimal(60500), Decimal(59000)])) == []
+    far = price_mismatches(book_of(items), crash([Decimal(30000), Decimal(29000)]))
+    assert len(far) == 1
+    assert far[0].startswith("BTC/USDT: the book's average entry price 60000.00")
