@@ -51,24 +51,6 @@ class Span:
     def location(self) -> str:
         return f"{self.source.path}:{self.line}:{self.column}"
 
-    def shift(self, target: Span, text_offsets: tuple[int, int] | None = None) -> Span:
-        """Re-anchor a span measured inside an embedded text (an expression) into `target`.
-
-        `self` is relative to the expression text (line 1 = the first line of the expression);
-        `target` is where that text starts in the outer file.  Used to map DSL positions into
-        YAML positions.
-        """
-        del text_offsets
-
-        def move(line: int, column: int) -> tuple[int, int]:
-            if line == 1:
-                return target.line, target.column + column - 1
-            return target.line + line - 1, column
-
-        line, column = move(self.line, self.column)
-        end_line, end_column = move(self.end_line, self.end_column)
-        return Span(target.source, line, column, end_line, end_column)
-
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -161,10 +143,3 @@ def render_all(diagnostics: Sequence[Diagnostic]) -> str:
 
 def to_json(diagnostics: Sequence[Diagnostic]) -> str:
     return json.dumps([d.as_dict() for d in diagnostics], indent=2)
-
-
-def span_of_offsets(source: SourceFile, start: int, end: int) -> Span:
-    """Build a span from 0-based character offsets into `source`."""
-    line, column = source.position(start)
-    end_line, end_column = source.position(end)
-    return Span(source, line, column, end_line, end_column)

@@ -273,6 +273,19 @@ def _end_position(text: str) -> tuple[int, int]:
     return len(lines), len(lines[-1]) + 1
 
 
+def _too_deep(whole: Span) -> ExpressionError:
+    return ExpressionError(
+        diagnostics=[
+            Diagnostic(
+                "E202",
+                f"expression nests deeper than {MAX_DEPTH} levels",
+                whole,
+                hint="split it into named definitions",
+            )
+        ]
+    )
+
+
 def parse_expression(
     text: str,
     *,
@@ -302,31 +315,13 @@ def parse_expression(
     if not text.strip():
         raise ExpressionError(diagnostics=[Diagnostic("E200", "expression is empty", whole)])
     if _depth_of_parens(text) > MAX_DEPTH:
-        raise ExpressionError(
-            diagnostics=[
-                Diagnostic(
-                    "E202",
-                    f"expression nests deeper than {MAX_DEPTH} levels",
-                    whole,
-                    hint="split it into named definitions",
-                )
-            ]
-        )
+        raise _too_deep(whole)
     try:
         tree = _parser().parse(text)
     except lark.exceptions.UnexpectedInput as error:
         raise ExpressionError(diagnostics=[_syntax_diagnostic(error, text, spans)]) from None
     if _tree_depth(tree) > MAX_DEPTH:
-        raise ExpressionError(
-            diagnostics=[
-                Diagnostic(
-                    "E202",
-                    f"expression nests deeper than {MAX_DEPTH} levels",
-                    whole,
-                    hint="split it into named definitions",
-                )
-            ]
-        )
+        raise _too_deep(whole)
     if not isinstance(tree, Tree):  # a lone atom is still wrapped by the `number` etc. aliases
         raise AssertionError("parser returned a token")
     transformer = _ToAst(spans)

@@ -16,34 +16,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from engine.errors import EngineError, EvaluationError, InputError
+from engine.json_exact import DuplicateKeyError, loads_exact
 from engine.mechanics.accounts import parse_account
 from engine.mechanics.evaluate import evaluate_account
-from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.numbers import NumberSyntaxError
 from engine.policy.model import Policy
 from engine.source import Diagnostic
 
 MAX_DEPTH = 64  # as for YAML files (E014); accounts nest four levels
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-def _constant(name: str) -> Decimal:
-    raise NumberSyntaxError(f"'{name}' is not a decimal number")
 
 
 def _too_deep(data: Any) -> bool:
@@ -70,18 +53,12 @@ def _input_error(code: str, message: str, where: str, hint: str | None = None) -
 def parse_line(text: str, where: str = "<input>") -> Any:
     """Parse one JSON line exactly (numbers as Decimals); raise a located InputError."""
     try:
-        data = json.loads(
-            text,
-            parse_float=parse_decimal,
-            parse_int=parse_decimal,
-            parse_constant=_constant,
-            object_pairs_hook=_object,
-        )
+        data = loads_exact(text)
     except NumberSyntaxError as error:
         raise _input_error(
             "E015", str(error), where, "write an ordinary decimal such as 0.004 or 50_000"
         ) from None
-    except _DuplicateKey as error:
+    except DuplicateKeyError as error:
         raise _input_error(
             "E011",
             f"key '{error.args[0]}' appears twice in one object",

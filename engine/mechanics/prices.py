@@ -30,7 +30,6 @@ REFINE_STEPS = 64
 class SolvedPrice:
     price: Decimal | None  # as reported (rounded per the policy's rule)
     boundary_tick: Decimal | None  # first tick where the condition holds
-    tier: Mapping[str, Any] | None = None  # tier row at that price, when the policy has `bracket`
 
 
 def danger_direction(position: Mapping[str, Any]) -> int:
@@ -246,13 +245,12 @@ def solve_price(
     if k is None:
         return SolvedPrice(None, None)
     boundary = tick * k
-    tier = None  # the tier at the price is reported by callers that evaluate the definitions
     if rule.rounding == "trigger":
-        return SolvedPrice(boundary, boundary, tier)
+        return SolvedPrice(boundary, boundary)
     step = rule.step or tick
     outside = boundary - direction * tick
     exact = _refine(holds_at, boundary, max(outside, ZERO)) if outside > 0 else boundary
-    return SolvedPrice(quantize_to_step(exact, step, rule.rounding), boundary, tier)
+    return SolvedPrice(quantize_to_step(exact, step, rule.rounding), boundary)
 
 
 def _confirm_tick(

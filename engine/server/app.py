@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, unquote
 from engine._version import __version__
 from engine.dsl.check import did_you_mean
 from engine.errors import EngineError, EvaluationError, PolicyError
+from engine.json_exact import DuplicateKeyError, NonNumberError, loads_exact
 from engine.mechanics.accounts import parse_account
 from engine.mechanics.evaluate import evaluate_account
 from engine.mechanics.quote import quote_prices
@@ -83,25 +84,6 @@ def _default(value: object) -> object:
 def dumps(data: object) -> bytes:
     """Compact JSON, UTF-8; decimals as exact strings (the engine's documented form)."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default).encode()
-
-
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-class _ConstantError(ValueError):
-    pass
-
-
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _DuplicateKeyError
-    return result
-
-
-def _constant(name: str) -> Any:
-    raise _ConstantError(name)
 
 
 def _body_span(text: str, line: int, column: int) -> Span:
@@ -497,13 +479,7 @@ class Application:
                 diagnostics=[Diagnostic("E010", "empty request body", path=BODY_PATH)],
             )
         try:
-            data = json.loads(
-                text,
-                parse_float=parse_decimal,
-                parse_int=parse_decimal,
-                parse_constant=_constant,
-                object_pairs_hook=_pairs,
-            )
+            data = loads_exact(text)
         except json.JSONDecodeError as error:
             diagnostic = Diagnostic(
                 "E010",
@@ -514,17 +490,17 @@ class Application:
             raise Problem(
                 400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
             ) from None
-        except _ConstantError as error:
+        except NonNumberError as error:
             diagnostic = Diagnostic(
                 "E010",
-                f"malformed JSON: {error} is not a JSON number",
+                f"malformed JSON: {error.name} is not a JSON number",
                 path=BODY_PATH,
                 hint="JSON has no NaN or Infinity",
             )
             raise Problem(
                 400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
             ) from None
-        except _DuplicateKeyError:
+        except DuplicateKeyError:
             diagnostics = self._yaml_problems(text) or [
                 Diagnostic("E011", "the same key appears twice in one object", path=BODY_PATH)
             ]

@@ -1,0 +1,53 @@
+"""JSON read exactly: every number a Decimal from its text, with the engine's limits.
+
+One reader for everything that takes JSON from outside (batch lines, HTTP bodies): numbers go
+through :func:`engine.numbers.parse_decimal` (at most 60 digits, exponents within ±100), `NaN`
+and `Infinity` are refused, and so is a key repeated within one object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.numbers import NumberSyntaxError, parse_decimal
+
+
+class DuplicateKeyError(ValueError):
+    """A key appears twice in one JSON object (`key` names it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class NonNumberError(NumberSyntaxError):
+    """`NaN`, `Infinity` or `-Infinity`: valid in Python's JSON, never a decimal amount."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"'{name}' is not a decimal number")
+        self.name = name
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _constant(name: str) -> Any:
+    raise NonNumberError(name)
+
+
+def loads_exact(text: str) -> Any:
+    """Parse JSON text; raises json.JSONDecodeError, NumberSyntaxError or DuplicateKeyError."""
+    return json.loads(
+        text,
+        parse_float=parse_decimal,
+        parse_int=parse_decimal,
+        parse_constant=_constant,
+        object_pairs_hook=_object,
+    )
