@@ -42,6 +42,8 @@ _NUMBER = re.compile(
     r"[+-]?([0-9][0-9_]*)?(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?"
 )  # ASCII digits only
 
+_PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
@@ -57,6 +59,8 @@ def parse_decimal(text: str) -> Decimal:
     :data:`MAX_DIGITS` digits, and exponents beyond ±:data:`MAX_EXPONENT`, *before* building a
     Decimal, so ``1e999999999`` costs nothing.
     """
+    if len(text) <= MAX_DIGITS and _PLAIN.fullmatch(text) is not None:
+        return Decimal(text)  # the common case: no exponent, separator or padding, few digits
     stripped = text.strip()
     match = _NUMBER.fullmatch(stripped)
     if not stripped or match is None or not (match.group(1) or match.group(2)):

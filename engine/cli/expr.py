@@ -79,13 +79,7 @@ def parse_inputs(items: list[str]) -> dict[str, dict[str, Value]]:
 
 def reads_inputs(expr: ast.Expr) -> bool:
     """Whether the expression reads `position`, `account` or `market` (else it is constant)."""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name) and node.name in INPUT_FIELDS:
-            return True
-        stack.extend(ast.children(node))
-    return False
+    return any(isinstance(n, ast.Name) and n.name in INPUT_FIELDS for n in ast.walk(expr))
 
 
 def show(value: Value) -> str:

@@ -5,6 +5,7 @@ Spans are excluded from equality so trees compare by structure (the print/parse 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, TypeAlias
@@ -155,3 +156,12 @@ def children(node: Expr) -> tuple[Expr, ...]:
             return arguments
         case Aggregate(element=element, collection=collection, condition=condition):
             return (collection, element) + ((condition,) if condition is not None else ())
+
+
+def walk(node: Expr) -> Iterator[Expr]:
+    """Every node of the tree, `node` first (order otherwise unspecified)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(children(current))

@@ -26,7 +26,7 @@ from engine.numbers import DECIMAL_CONTEXT
 _FAST_PATH_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, AttributeError)
 
 
-def _in_engine_context() -> bool:
+def in_engine_context() -> bool:
     """Whether the current decimal context is (a copy of) the engine's, so no switch is needed."""
     current = decimal.getcontext()
     return (
@@ -202,7 +202,7 @@ class CompiledExpression:
     is_definition: bool = False
 
     def __call__(self, frame: Frame) -> Value:
-        if _in_engine_context():  # callers that batch evaluations enter the context once
+        if in_engine_context():  # callers that batch evaluations enter the context once
             try:
                 return self.fast(frame)
             except _FAST_PATH_ERRORS:
@@ -213,6 +213,15 @@ class CompiledExpression:
             except _FAST_PATH_ERRORS:
                 pass
         return self.locate_failure(frame)
+
+    def run(self, frame: Frame) -> Value:
+        """Like calling it, for callers that have entered the engine's decimal context (checked
+        once per evaluation rather than once per expression, which would cost as much as a
+        small expression)."""
+        try:
+            return self.fast(frame)
+        except _FAST_PATH_ERRORS:
+            return self.locate_failure(frame)
 
     def locate_failure(self, frame: Frame) -> Value:
         """Re-run in the reference evaluator, which raises a located error."""

@@ -28,7 +28,9 @@ def _cleared(
 ) -> ast.Expr | None:
     """For `x / y >= c` (directly or through a definition, possibly `if k then x / y else e`),
     the residual `x - c * y` where `y > 0`: same sign, but linear where the ratio is hyperbolic,
-    so secant steps converge.  Elsewhere it keeps `plain`; callers confirm the boundary anyway."""
+    so secant steps converge.  Elsewhere it is still `x - c * y` when that has the sign of
+    `plain` (so a sentinel like `else 999999` does not put a step into the residual), otherwise
+    `plain`; callers confirm the boundary anyway."""
     body, guard = left, None
     if isinstance(left, ast.Name) and left.name in definitions:
         body = definitions[left.name]
@@ -49,7 +51,19 @@ def _cleared(
     )
     if guard is not None:
         positive = ast.BoolOp(op="and", left=guard, right=positive, span=span)
-    return ast.Conditional(condition=positive, then=linear, otherwise=plain, span=span)
+    zero = ast.Const(value=Decimal(0), span=span)
+
+    def both(op: ast.CompareOperator) -> ast.Expr:
+        return ast.BoolOp(
+            op="and",
+            left=ast.Compare(op=op, left=linear, right=zero, span=span),
+            right=ast.Compare(op=op, left=plain, right=zero, span=span),
+            span=span,
+        )
+
+    same_sign = ast.BoolOp(op="or", left=both(">="), right=both("<"), span=span)
+    outside = ast.Conditional(condition=same_sign, then=linear, otherwise=plain, span=span)
+    return ast.Conditional(condition=positive, then=linear, otherwise=outside, span=span)
 
 
 def residual_of(

@@ -173,7 +173,8 @@ def parse_account(
     def problem(code: str, message: str, pointer: Pointer, hint: str | None = None) -> None:
         diagnostics.append(Diagnostic(code, message, locate(pointer, False), hint, path=path))
 
-    for pointer in _floats(data):
+    plain = _plainly_valid(data)  # no floats either: the quick check refuses them
+    for pointer in () if plain else _floats(data):
         problem(
             "E601",
             f"{_where(pointer)} is a binary float; pass the number as text or JSON",
@@ -186,7 +187,7 @@ def parse_account(
     def schema_locate(pointer: Pointer, key: bool) -> Span:
         return locate(pointer, key)  # type: ignore[return-value]  # None is fine: rendered by path
 
-    if not _plainly_valid(data):  # JSON Schema only when the quick check has doubts
+    if not plain:  # JSON Schema only when the quick check has doubts
         found = schema_diagnostics(data, "account.schema.json", schema_locate)
         diagnostics += [Diagnostic(d.code, d.message, d.span, d.hint, path=path) for d in found]
     if diagnostics:
@@ -196,11 +197,11 @@ def parse_account(
             symbol: {name: _number(value) for name, value in fields.items()}
             for symbol, fields in data.get("market", {}).items()
         }
-        _number(data["wallet_balance"])
-        for raw in data["positions"]:
-            for name in _NUMBER_FIELDS:
-                if name in raw:
-                    _number(raw[name])
+        wallet_balance = _number(data["wallet_balance"])
+        numbers = [
+            {name: _number(raw[name]) for name in _NUMBER_FIELDS if name in raw}
+            for raw in data["positions"]
+        ]
     except NumberSyntaxError as error:  # out of range: too many digits or a huge exponent
         raise InputError(diagnostics=[Diagnostic("E015", str(error), None, path=path)]) from None
     positions: list[dict[str, Any]] = []
@@ -239,15 +240,13 @@ def parse_account(
             "side": raw["side"],
             "margin_mode": raw["margin_mode"],
         }
-        for name in _NUMBER_FIELDS:
-            if name in raw:
-                position[name] = _number(raw[name])
+        position.update(numbers[index])
         positions.append(position)
     if diagnostics:
         raise InputError(diagnostics=diagnostics)
     account = Account(
         id=str(data.get("id", "account")),
-        wallet_balance=_number(data["wallet_balance"]),
+        wallet_balance=wallet_balance,
         positions=tuple(positions),
         market=market,
         source=data,

@@ -104,6 +104,8 @@ def _position_result(
     figures: dict[str, Any] = {}
     tiers: dict[str, Mapping[str, Any]] = {}
     for name, definition in policy.definitions.items():
+        if "order" in definition.inputs:
+            continue  # about a liquidation order, which an account at rest has not
         try:
             value = evaluator.definition(name, frame)
         except EngineError:
@@ -125,8 +127,8 @@ def _position_result(
         and balance > 0
     ):
         leverage = notional / balance
-    liquidation = liquidation_price(evaluator, state, position).price
-    bankrupt = bankruptcy_price(evaluator, state, position).price
+    liquidation = liquidation_price(evaluator, state, position, frame=frame).price
+    bankrupt = bankruptcy_price(evaluator, state, position, frame).price
     mark = state.market.get(position["symbol"], {}).get("mark_price")
     distance = None
     if liquidation is not None and mark:

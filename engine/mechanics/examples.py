@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -11,7 +12,7 @@ from engine.errors import EngineError
 from engine.mechanics.accounts import parse_account
 from engine.mechanics.evaluate import AccountResult, PositionResult, evaluate_account
 from engine.mechanics.state import AccountState, Evaluator
-from engine.numbers import ZERO, format_decimal
+from engine.numbers import DECIMAL_CONTEXT, ZERO, format_decimal
 from engine.policy.model import Example, Policy
 from engine.source import Span
 
@@ -142,6 +143,11 @@ def run_example(policy: Policy, example: Example) -> ExampleResult:
 
 def _formula_checks(policy: Policy, account: Any, position: PositionResult) -> list[Mismatch]:
     """A closed-form price formula in the policy must agree with the solver within one step."""
+    with decimal.localcontext(DECIMAL_CONTEXT):
+        return _formula_mismatches(policy, account, position)
+
+
+def _formula_mismatches(policy: Policy, account: Any, position: PositionResult) -> list[Mismatch]:
     found: list[Mismatch] = []
     state = AccountState(account)
     evaluator = Evaluator(policy)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from engine.dsl.runtime import EvaluationContext
+from engine.dsl.runtime import EvaluationContext, Frame
 from engine.errors import EngineError
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import ZERO, quantize_to_step
@@ -104,9 +104,15 @@ def _secant_boundary(
 
     Bracket by secant-guided jumps (at most halving or doubling the price per jump), then a
     safeguarded secant: whenever a secant step fails to halve the bracket, the next step
-    bisects.  Returns None when no sign change is found; the caller confirms on the tick grid
-    with the condition itself, or falls back to plain bisection.
+    bisects.  Every price tried after `start` lies on the tick grid, so the caller's
+    confirmation on the grid begins at a price already evaluated.  Returns None when no sign
+    change is found; the caller confirms with the condition itself, or falls back to plain
+    bisection.
     """
+
+    def on_grid(price: Decimal) -> Decimal:
+        return max((price / tick).to_integral_value() * tick, tick)
+
     f_start = residual(start)
     if f_start is None:
         return None
@@ -118,10 +124,12 @@ def _secant_boundary(
         return min(max(candidate, low), high)
 
     a, fa = start, f_start
-    b = limit(a + toward * max(tick, start / 50), a)
+    b = on_grid(limit(a + toward * max(tick, start / 50), a))
     if hint is not None and (hint - a) * toward > 0:
-        b = hint  # a price known to lie on the other side (e.g. the scenario's worst price)
+        b = on_grid(hint)  # a price known to lie on the other side (e.g. the scenario's worst)
     for _ in range(MAX_DOUBLINGS):
+        if b == a:
+            return b
         fb = residual(b)
         if fb is None:
             return None
@@ -135,25 +143,32 @@ def _secant_boundary(
         if (guess - b) * toward <= 0:
             guess = b + toward * abs(b - a) * 2
         a, fa = b, fb
-        b = max(limit(guess, a), tick)
+        b = on_grid(limit(guess, a))
     else:
         return None
     if fb == 0:
         return b
     side = 0
     previous: Decimal | None = None
+    bisect = False
     for _ in range(REFINE_STEPS):
-        if abs(b - a) <= 4 * tick:  # close enough: the caller confirms on the tick grid
+        width = abs(b - a)
+        if width <= 4 * tick:  # close enough: the caller confirms on the tick grid
             break
         # A secant through a point of a step (a residual like 1e6 once the margin is gone)
-        # barely moves; bisect instead.  Otherwise Illinois: halve the weight of an end that
-        # stays, so the secant does not creep towards the root from one side.
-        wild = fa == 0 or abs(fb / fa) > 100
+        # barely moves, and so does one whose step failed to halve the bracket: bisect
+        # instead.  Otherwise Illinois: halve the weight of an end that stays, so the secant
+        # does not creep towards the root from one side.
         c = (a + b) / 2
-        if not wild and fb != fa:
-            secant = b - fb * (b - a) / (fb - fa)
-            if min(a, b) < secant < max(a, b):
-                c = secant
+        secant = b - fb * (b - a) / (fb - fa) if fb != fa else c
+        for end in (b, a):
+            if abs(secant - end) <= tick:  # the secant lands within a tick of an end
+                return end  # the caller's walk on the grid confirms
+        if not bisect and fa != 0 and abs(fb / fa) <= 100 and min(a, b) < secant < max(a, b):
+            c = secant
+        c = on_grid(c)
+        if c in (a, b):  # the bracket spans about a tick
+            return b
         fc = residual(c)
         if fc is None:
             return None
@@ -170,6 +185,7 @@ def _secant_boundary(
             if side == 1:
                 fb /= 2
             side = 1
+        bisect = not bisect and abs(b - a) > width / 2
     return b if (fb >= 0) else a
 
 
@@ -180,11 +196,13 @@ def solve_price(
     condition_key: str,
     rule: PriceRule,
     hint: Decimal | None = None,
+    frame: Frame | None = None,
 ) -> SolvedPrice:
     """Solve the price of `position`'s market at which `condition_key` starts to hold.
 
     `hint`, when given, is a price at which the condition is known to hold: it brackets the
-    search from the start.
+    search from the start.  `frame`, when given, is the position's frame at the current
+    market, whose evaluated definitions the search reuses at its starting price.
     """
     policy = evaluator.policy
     symbol = position["symbol"]
@@ -202,14 +220,21 @@ def solve_price(
     account = base.account
     target = state.positions[index] if index is not None else position
 
-    def frame_at(price: Decimal) -> Any:
-        markets = dict(base_markets)
-        markets[symbol] = {**base_markets[symbol], **dict.fromkeys(inputs, price)}
-        return EvaluationContext(account, markets).frame_for(target)
+    frames: dict[Decimal, Frame] = {}  # by price: the residual and the condition share memos
+    if frame is not None and all(base_markets[symbol].get(name) == current for name in inputs):
+        frames[current] = frame
+
+    def frame_at(price: Decimal) -> Frame:
+        found = frames.get(price)
+        if found is None:
+            markets = dict(base_markets)
+            markets[symbol] = {**base_markets[symbol], **dict.fromkeys(inputs, price)}
+            found = frames[price] = EvaluationContext(account, markets).frame_for(target)
+        return found
 
     def holds_at(price: Decimal) -> bool:
         try:
-            return bool(compiled(frame_at(price)))
+            return bool(compiled.run(frame_at(price)))
         except EngineError:
             return False
 
@@ -217,7 +242,7 @@ def solve_price(
         if residual_expr is None:
             return None
         try:
-            value: Decimal = residual_expr(frame_at(price))
+            value: Decimal = residual_expr.run(frame_at(price))
         except EngineError:
             return None
         return value
@@ -228,7 +253,7 @@ def solve_price(
     formula = policy.expressions.get(rule.formula) if rule.formula else None
     if formula is not None:  # a declared closed form: confirmed on the tick grid below
         try:
-            guess = formula(frame_at(current))
+            guess = formula.run(frame_at(current))
         except EngineError:
             guess = None
         if guess is not None and guess > 0:
@@ -239,6 +264,8 @@ def solve_price(
         )
     if k is None and guess is not None and guess > 0:
         k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
+    if k is None and guess is None and direction < 0 and tick in frames and not holds_at(tick):
+        return SolvedPrice(None, None)  # the search reached the lowest price: no boundary
     if k is None:
         start = max(1, int(current / tick))
         k = _tick_search(lambda n: holds_at(tick * n), start, direction)
@@ -283,6 +310,7 @@ def liquidation_price(
     state: AccountState,
     position: Mapping[str, Any],
     hint: Decimal | None = None,
+    frame: Frame | None = None,
 ) -> SolvedPrice:
     if "liquidation.trigger" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
@@ -293,11 +321,15 @@ def liquidation_price(
         "liquidation.trigger",
         evaluator.policy.procedure.liquidation_price,
         hint,
+        frame,
     )
 
 
 def bankruptcy_price(
-    evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]
+    evaluator: Evaluator,
+    state: AccountState,
+    position: Mapping[str, Any],
+    frame: Frame | None = None,
 ) -> SolvedPrice:
     if "liquidation.bankruptcy" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
@@ -307,4 +339,5 @@ def bankruptcy_price(
         position,
         "liquidation.bankruptcy",
         evaluator.policy.procedure.bankruptcy_price,
+        frame=frame,
     )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from engine.dsl.compile import in_engine_context
 from engine.dsl.reference import evaluate_definition_reference, evaluate_reference
 from engine.dsl.runtime import EvaluationContext, Frame, Value
 from engine.mechanics.accounts import Account
@@ -56,10 +57,13 @@ class Evaluator:
     """Evaluates a policy's definitions and expressions for an account state.
 
     Compiled code by default; with a :class:`Trace`, the reference evaluator runs instead and
-    records every definition with the values it read.
+    records every definition with the values it read.  Create and use it inside the engine's
+    decimal context (``decimal.localcontext(DECIMAL_CONTEXT)``), entered once per evaluation.
     """
 
     def __init__(self, policy: Policy, trace: Trace | None = None) -> None:
+        if not in_engine_context():
+            raise RuntimeError("an Evaluator runs inside decimal.localcontext(DECIMAL_CONTEXT)")
         self.policy = policy
         self.trace = trace
         if trace is not None:
@@ -116,7 +120,7 @@ class Evaluator:
 
     def definition(self, name: str, frame: Frame) -> Value:
         if self.trace is None:
-            return self.policy.program.definitions[name](frame)
+            return self.policy.program.definitions[name].run(frame)
         compiled = self.policy.program.definitions[name]
         return evaluate_definition_reference(
             name, frame, compiled.definitions, tracer=self.trace.definition
@@ -125,7 +129,7 @@ class Evaluator:
     def expression(self, key: str, frame: Frame, what: str = "expression") -> Value:
         compiled = self.policy.expressions[key]
         if self.trace is None:
-            return compiled(frame)
+            return compiled.run(frame)
         value = evaluate_reference(
             compiled.expr, frame, compiled.definitions, tracer=self.trace.definition
         )

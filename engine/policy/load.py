@@ -65,18 +65,13 @@ def _type_of_value(value: object) -> Type:
 
 
 def _literal_numbers(expr: ast.Expr) -> bool:
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if (
-            isinstance(node, ast.Const)
-            and isinstance(node.value, Decimal)
-            and not isinstance(node.value, bool)
-            and node.value not in (0, 1)
-        ):
-            return True
-        stack.extend(ast.children(node))
-    return False
+    return any(
+        isinstance(node, ast.Const)
+        and isinstance(node.value, Decimal)
+        and not isinstance(node.value, bool)
+        and node.value not in (0, 1)
+        for node in ast.walk(expr)
+    )
 
 
 class _Builder:
@@ -367,7 +362,12 @@ class _Builder:
         # Pass 2: check in dependency order with real types.
         types: dict[str, Type] = dict.fromkeys(raw, ANY)
         definitions: dict[str, Definition] = {}
+        inputs: dict[str, frozenset[str]] = {}
         for name in order:
+            used = {n.name for n in ast.walk(parsed[name][0]) if isinstance(n, ast.Name)}
+            inputs[name] = frozenset(used & roots.keys()).union(
+                *(inputs.get(target, frozenset()) for target, _ in graph[name])
+            )
             expr, item = parsed[name]
             checked = check_expression(expr, Scope(roots, types), what=f"definition '{name}'")
             self.diagnostics.extend(checked.diagnostics)
@@ -383,6 +383,7 @@ class _Builder:
                     item.get("unit"),
                     item.get("source"),
                     item.get("assumption"),
+                    inputs[name],
                 )
         return definitions, Scope(roots, types)
 

@@ -50,6 +50,7 @@ class Definition:
     unit: str | None = None
     source: str | None = None
     assumption: str | None = None
+    inputs: frozenset[str] = frozenset()  # the input roots it reads, through other definitions too
 
 
 @dataclass(frozen=True, slots=True)

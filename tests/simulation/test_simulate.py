@@ -7,12 +7,14 @@ the order of accounts in the book, the same inputs give the same events and ids,
 
 from __future__ import annotations
 
+import decimal
 import functools
 from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.numbers import DECIMAL_CONTEXT
 from engine.policy.load import load_policy
 from engine.simulation.model import (
     Book,
@@ -155,7 +157,13 @@ def test_dpe_clawback_example_comes_out_at_sixty_percent(tmp_path):
             ("short", Decimal(1), Decimal(70000), "cross", Decimal(5), Decimal(1)),
         ]
     )
-    run = _Simulation(load_policy(text), book, scenario)
+    policy = load_policy(text)
+    with decimal.localcontext(DECIMAL_CONTEXT):  # as simulate() runs it
+        _settle_dpe(policy, book, scenario, _Simulation)
+
+
+def _settle_dpe(policy, book, scenario, simulation_class):
+    run = simulation_class(policy, book, scenario)
     run.path_ranges(scenario.times())
     start = {aid: run.equity(state) for aid, state in run.states.items()}
     # Account a000 gains 10 BTC-USDT points of equity, a001 is flat; 6 of loss is uncovered.
