@@ -42,12 +42,16 @@ def _constant(name: str) -> Any:
     raise NonNumberError(name)
 
 
+_DECODER = json.JSONDecoder(  # built once: json.loads with hooks would build one per call
+    parse_float=parse_decimal,
+    parse_int=parse_decimal,
+    parse_constant=_constant,
+    object_pairs_hook=_object,
+)
+
+
 def loads_exact(text: str) -> Any:
     """Parse JSON text; raises json.JSONDecodeError, NumberSyntaxError or DuplicateKeyError."""
-    return json.loads(
-        text,
-        parse_float=parse_decimal,
-        parse_int=parse_decimal,
-        parse_constant=_constant,
-        object_pairs_hook=_object,
-    )
+    if text.startswith("\ufeff"):  # as json.loads reports it
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)

@@ -80,9 +80,11 @@ def parse_decimal(text: str) -> Decimal:
 
 def format_decimal(value: Decimal) -> str:
     """Plain (never scientific) text for a decimal, without a trailing '.0' or exponent."""
-    if value == 0:
+    if not value:
         return "0"
-    text = format(value, "f")
+    text = str(value)  # plain unless the exponent is large: cheaper than format() for the rest
+    if "E" in text:
+        text = format(value, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text

@@ -25,6 +25,7 @@ def _cleared(
     definitions: Mapping[str, ast.Expr],
     *,
     ratio_above: bool,
+    strict: bool,
 ) -> ast.Expr | None:
     """For `x / y >= c` (directly or through a definition, possibly `if k then x / y else e`),
     the residual `x - c * y` where `y > 0`: same sign, but linear where the ratio is hyperbolic,
@@ -61,7 +62,14 @@ def _cleared(
             span=span,
         )
 
-    same_sign = ast.BoolOp(op="or", left=both(">="), right=both("<"), span=span)
+    # Classified as the comparison classifies: for a strict one a plain 0 is a tie that does
+    # not hold, so only a linear value <= 0 may stand in for it.
+    same_sign = ast.BoolOp(
+        op="or",
+        left=both(">" if strict else ">="),
+        right=both("<=" if strict else "<"),
+        span=span,
+    )
     outside = ast.Conditional(condition=same_sign, then=linear, otherwise=plain, span=span)
     return ast.Conditional(condition=positive, then=linear, otherwise=outside, span=span)
 
@@ -72,12 +80,14 @@ def residual_of(
     """The residual of boolean `expr`; `boolean` names the definitions that are booleans."""
     span = expr.span
     match expr:
-        case ast.Compare(op=">=" | ">", left=left, right=right):
+        case ast.Compare(op=">=" | ">" as op, left=left, right=right):
             plain = ast.Binary(op="-", left=left, right=right, span=span)
-            return _cleared(left, right, plain, definitions, ratio_above=True) or plain
-        case ast.Compare(op="<=" | "<", left=left, right=right):
+            cleared = _cleared(left, right, plain, definitions, ratio_above=True, strict=op == ">")
+            return cleared or plain
+        case ast.Compare(op="<=" | "<" as op, left=left, right=right):
             plain = ast.Binary(op="-", left=right, right=left, span=span)
-            return _cleared(left, right, plain, definitions, ratio_above=False) or plain
+            cleared = _cleared(left, right, plain, definitions, ratio_above=False, strict=op == "<")
+            return cleared or plain
         case ast.BoolOp(op=op, left=left, right=right):
             parts = (
                 residual_of(left, definitions, boolean, depth),

@@ -20,8 +20,11 @@ from engine.policy.model import Policy
 
 
 def _show(value: Any) -> Any:
-    if isinstance(value, Decimal):
+    kind = type(value)
+    if kind is Decimal:
         return format_decimal(value)
+    if kind is bool or kind is str or value is None:
+        return value
     if isinstance(value, Mapping):
         return {k: _show(v) for k, v in value.items() if k != "tiers"}
     return value
@@ -165,7 +168,6 @@ def _evaluate(
     results = tuple(_position_result(evaluator, state, p) for p in state.positions)
     liquidations: list[Liquidation] = []
     if run_liquidation and policy.procedure.has_procedure:
-        inputs = account.as_dict()
         units: list[list[dict[str, Any]]] = []
         cross = [p for p in state.positions if p["margin_mode"] == "cross"]
         for result, position in zip(results, list(state.positions), strict=True):
@@ -173,6 +175,7 @@ def _evaluate(
                 units.append([position])
         if cross and any(r.triggered for r in results if r.margin_mode == "cross"):
             units.append(cross)
+        inputs = account.as_dict() if units else {}
         for unit in units:
             liquidations.append(liquidate(evaluator, state, unit, inputs))
     return AccountResult(

@@ -215,7 +215,7 @@ def solve_price(
     index = next((i for i, p in enumerate(state.positions) if p is position), None)
     compiled = policy.expressions[condition_key]
     residual_expr = policy.expressions.get(condition_key + RESIDUAL)
-    base = evaluator.context(state)
+    base = frame.context if frame is not None else evaluator.context(state)
     base_markets = base.markets
     account = base.account
     target = state.positions[index] if index is not None else position

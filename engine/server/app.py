@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import os
+import random
 import re
 import threading
 import uuid
@@ -81,9 +82,12 @@ def _default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
 def dumps(data: object) -> bytes:
     """Compact JSON, UTF-8; decimals as exact strings (the engine's documented form)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def _body_span(text: str, line: int, column: int) -> Span:
@@ -214,12 +218,19 @@ def policy_detail(policy: Policy, loaded_at: str) -> dict[str, Any]:
 # -- decisions -------------------------------------------------------------------------------------
 
 
+def new_decision_id() -> str:
+    """A random version-4 UUID from `random`, which makes no system call (`uuid.uuid4` reads
+    the OS's randomness, and under load its system call hands the GIL to another thread).
+    Unique, not secret: each forked worker's generator is reseeded by `random` itself."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 @dataclass(slots=True)
 class _Decision:
     """What the decision log records about one decision request, filled in by its handler."""
 
     endpoint: str
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_decision_id)
     time: str = field(default_factory=utc_now)
     started: float = field(default_factory=perf_counter)
     policy_id: str | None = None

@@ -15,6 +15,7 @@ which reloads its own copy (used by workers it starts later) and sends SIGHUP to
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -148,6 +149,10 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     Raises PolicyError when the policies do not load, OSError when the address cannot be bound.
     """
     policies = initial_policies(config)
+    # The loaded policies live as long as the process: keep them out of every garbage
+    # collection (and, with workers, their pages shared after the fork).
+    gc.collect()
+    gc.freeze()
     sock = listening_socket(config.host, config.port)
     workers = max(1, config.workers)
     if announce is not None:
