@@ -12,7 +12,12 @@ from engine.dsl.types import RecordType
 from engine.errors import EngineError
 from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import Liquidation, liquidate
-from engine.mechanics.prices import bankruptcy_price, danger_direction, liquidation_price
+from engine.mechanics.prices import (
+    PriceFrames,
+    bankruptcy_price,
+    danger_direction,
+    liquidation_price,
+)
 from engine.mechanics.state import AccountState, Evaluator
 from engine.mechanics.trace import Trace, TraceEntry
 from engine.numbers import DECIMAL_CONTEXT, format_decimal
@@ -130,8 +135,10 @@ def _position_result(
         and balance > 0
     ):
         leverage = notional / balance
-    liquidation = liquidation_price(evaluator, state, position, frame=frame).price
-    bankrupt = bankruptcy_price(evaluator, state, position, frame).price
+    frames = PriceFrames(evaluator, state, position, frame)
+    solved = liquidation_price(evaluator, state, position, frames=frames)
+    liquidation = solved.price
+    bankrupt = bankruptcy_price(evaluator, state, position, frames, solved.boundary_tick).price
     mark = state.market.get(position["symbol"], {}).get("mark_price")
     distance = None
     if liquidation is not None and mark:

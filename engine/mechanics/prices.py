@@ -98,16 +98,16 @@ def _secant_boundary(
     start: Decimal,
     direction: int,
     tick: Decimal,
-    hint: Decimal | None = None,
+    first: Decimal | None = None,
 ) -> Decimal | None:
     """Approximate price where `residual` turns >= 0 moving from `start` in `direction`.
 
     Bracket by secant-guided jumps (at most halving or doubling the price per jump), then a
     safeguarded secant: whenever a secant step fails to halve the bracket, the next step
-    bisects.  Every price tried after `start` lies on the tick grid, so the caller's
-    confirmation on the grid begins at a price already evaluated.  Returns None when no sign
-    change is found; the caller confirms with the condition itself, or falls back to plain
-    bisection.
+    bisects.  `first`, when on the way, is the first price tried after `start`.  Every price
+    tried after `start` lies on the tick grid, so the caller's confirmation on the grid begins
+    at a price already evaluated.  Returns None when no sign change is found; the caller
+    confirms with the condition itself, or falls back to plain bisection.
     """
 
     def on_grid(price: Decimal) -> Decimal:
@@ -125,8 +125,8 @@ def _secant_boundary(
 
     a, fa = start, f_start
     b = on_grid(limit(a + toward * max(tick, start / 50), a))
-    if hint is not None and (hint - a) * toward > 0:
-        b = on_grid(hint)  # a price known to lie on the other side (e.g. the scenario's worst)
+    if first is not None and (first - a) * toward > 0:
+        b = on_grid(first)  # e.g. the scenario's worst price, or the liquidation price
     for _ in range(MAX_DOUBLINGS):
         if b == a:
             return b
@@ -189,6 +189,51 @@ def _secant_boundary(
     return b if (fb >= 0) else a
 
 
+class PriceFrames:
+    """One position's frames with its market's price inputs moved to a price, by price.
+
+    The residual and the condition evaluated at one price share a frame (and so their
+    definitions), and so do the solves for one position (liquidation, then bankruptcy).
+    `frame`, when given, is the position's frame at the current market: reused at that price.
+    """
+
+    __slots__ = ("_account", "_frames", "_inputs", "_markets", "_symbol", "_target")
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        state: AccountState,
+        position: Mapping[str, Any],
+        frame: Frame | None = None,
+    ) -> None:
+        base = frame.context if frame is not None else evaluator.context(state)
+        self._symbol = symbol = position["symbol"]
+        self._inputs = inputs = evaluator.policy.procedure.price_inputs
+        self._markets = base.markets
+        self._account = base.account
+        self._target = next((p for p in state.positions if p is position), position)
+        self._frames: dict[Decimal, Frame] = {}
+        current = state.market.get(symbol, {}).get("mark_price")
+        if (
+            current is not None
+            and frame is not None
+            and all(base.markets[symbol].get(n) == current for n in inputs)
+        ):
+            self._frames[current] = frame
+
+    def at(self, price: Decimal) -> Frame:
+        found = self._frames.get(price)
+        if found is None:
+            markets = dict(self._markets)
+            markets[self._symbol] = {**markets[self._symbol], **dict.fromkeys(self._inputs, price)}
+            context = EvaluationContext(self._account, markets)
+            found = self._frames[price] = context.frame_for(self._target)
+        return found
+
+    def evaluated(self, price: Decimal) -> bool:
+        return price in self._frames
+
+
 def solve_price(
     evaluator: Evaluator,
     state: AccountState,
@@ -196,41 +241,28 @@ def solve_price(
     condition_key: str,
     rule: PriceRule,
     hint: Decimal | None = None,
-    frame: Frame | None = None,
+    frames: PriceFrames | None = None,
+    probe: Decimal | None = None,
 ) -> SolvedPrice:
     """Solve the price of `position`'s market at which `condition_key` starts to hold.
 
     `hint`, when given, is a price at which the condition is known to hold: it brackets the
-    search from the start.  `frame`, when given, is the position's frame at the current
-    market, whose evaluated definitions the search reuses at its starting price.
+    search from the start.  `frames` shares evaluations with other solves for the position;
+    `probe` is a price worth trying first (e.g. the liquidation price, already evaluated, when
+    solving the bankruptcy price).
     """
     policy = evaluator.policy
     symbol = position["symbol"]
     market = policy.markets[symbol]
     tick = market.tick_size
-    inputs = policy.procedure.price_inputs
     current = state.market.get(symbol, {}).get("mark_price")
     if current is None:
         return SolvedPrice(None, None)
-    index = next((i for i, p in enumerate(state.positions) if p is position), None)
     compiled = policy.expressions[condition_key]
     residual_expr = policy.expressions.get(condition_key + RESIDUAL)
-    base = frame.context if frame is not None else evaluator.context(state)
-    base_markets = base.markets
-    account = base.account
-    target = state.positions[index] if index is not None else position
-
-    frames: dict[Decimal, Frame] = {}  # by price: the residual and the condition share memos
-    if frame is not None and all(base_markets[symbol].get(name) == current for name in inputs):
-        frames[current] = frame
-
-    def frame_at(price: Decimal) -> Frame:
-        found = frames.get(price)
-        if found is None:
-            markets = dict(base_markets)
-            markets[symbol] = {**base_markets[symbol], **dict.fromkeys(inputs, price)}
-            found = frames[price] = EvaluationContext(account, markets).frame_for(target)
-        return found
+    if frames is None:
+        frames = PriceFrames(evaluator, state, position)
+    frame_at = frames.at
 
     def holds_at(price: Decimal) -> bool:
         try:
@@ -260,12 +292,15 @@ def solve_price(
             k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
     if k is None:
         guess = (
-            _secant_boundary(residual_at, current, direction, tick, hint) if residual_expr else None
+            _secant_boundary(residual_at, current, direction, tick, hint or probe)
+            if residual_expr
+            else None
         )
     if k is None and guess is not None and guess > 0:
         k = _confirm_tick(lambda n: holds_at(tick * n), max(1, int(guess / tick)), direction)
-    if k is None and guess is None and direction < 0 and tick in frames and not holds_at(tick):
-        return SolvedPrice(None, None)  # the search reached the lowest price: no boundary
+    reached_lowest = guess is None and direction < 0 and frames.evaluated(tick)
+    if k is None and reached_lowest and not holds_at(tick):
+        return SolvedPrice(None, None)  # not even at the lowest price: no boundary
     if k is None:
         start = max(1, int(current / tick))
         k = _tick_search(lambda n: holds_at(tick * n), start, direction)
@@ -310,7 +345,7 @@ def liquidation_price(
     state: AccountState,
     position: Mapping[str, Any],
     hint: Decimal | None = None,
-    frame: Frame | None = None,
+    frames: PriceFrames | None = None,
 ) -> SolvedPrice:
     if "liquidation.trigger" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
@@ -321,7 +356,7 @@ def liquidation_price(
         "liquidation.trigger",
         evaluator.policy.procedure.liquidation_price,
         hint,
-        frame,
+        frames,
     )
 
 
@@ -329,7 +364,8 @@ def bankruptcy_price(
     evaluator: Evaluator,
     state: AccountState,
     position: Mapping[str, Any],
-    frame: Frame | None = None,
+    frames: PriceFrames | None = None,
+    probe: Decimal | None = None,
 ) -> SolvedPrice:
     if "liquidation.bankruptcy" not in evaluator.policy.expressions:
         return SolvedPrice(None, None)
@@ -339,5 +375,6 @@ def bankruptcy_price(
         position,
         "liquidation.bankruptcy",
         evaluator.policy.procedure.bankruptcy_price,
-        frame=frame,
+        frames=frames,
+        probe=probe,
     )
