@@ -15,6 +15,7 @@ import os
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
 from engine.policy.yaml_reader import SourceMap, read_yaml, span_locator
 from engine.server.config import ServerConfig
-from engine.server.decisions import DecisionCache, DecisionLog, utc_now
+from engine.server.decisions import DecisionCache, DecisionLog, utc_now, utc_text
 from engine.server.openapi import body_diagnostics, openapi_bytes, schema_bytes
 from engine.server.policies import PolicySet, PolicyStore
 from engine.server.problems import PROBLEM_MEDIA_TYPE, ConnectionLost, Problem
@@ -231,7 +232,7 @@ class _Decision:
 
     endpoint: str
     id: str = field(default_factory=new_decision_id)
-    time: str = field(default_factory=utc_now)
+    time: float = field(default_factory=time.time)  # formatted only for the decision log
     started: float = field(default_factory=perf_counter)
     policy_id: str | None = None
     policy_digest: str | None = None
@@ -411,7 +412,7 @@ class Application:
         try:
             self.decision_log.write(
                 decision_id=decision.id,
-                time=decision.time,
+                time=utc_text(decision.time),
                 endpoint=decision.endpoint,
                 policy_id=decision.policy_id,
                 policy_digest=decision.policy_digest,

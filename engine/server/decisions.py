@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,13 @@ MAX_CACHED_BODY = 64 * 1024  # larger answers (long traces) are not kept
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utc_text(time.time())
+
+
+def utc_text(seconds: float) -> str:
+    """A Unix time as ISO 8601 UTC text with microseconds, e.g. 2026-11-21T21:40:00.123456Z."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def one_line_json(text: str) -> str:
