@@ -55,24 +55,24 @@ class PositionResult:
         return self.figures.get(name)
 
     def as_dict(self) -> dict[str, Any]:
-        f = self.figures
+        shown = {name: _show(value) for name, value in self.figures.items()}
         return {
             "symbol": self.symbol,
             "side": self.side,
             "margin_mode": self.margin_mode,
             "size": format_decimal(self.size),
-            "notional": _show(f.get("notional")),
-            "unrealized_pnl": _show(f.get("unrealized_pnl")),
-            "maintenance_margin": _show(f.get("maintenance_margin")),
-            "margin_balance": _show(f.get("margin_balance")),
-            "margin_ratio": _show(f.get("margin_ratio")),
+            "notional": shown.get("notional"),
+            "unrealized_pnl": shown.get("unrealized_pnl"),
+            "maintenance_margin": shown.get("maintenance_margin"),
+            "margin_balance": shown.get("margin_balance"),
+            "margin_ratio": shown.get("margin_ratio"),
             "effective_leverage": _show(self.effective_leverage),
             "tiers": {name: _show(row) for name, row in self.tiers.items()},
             "liquidation_price": _show(self.liquidation_price),
             "bankruptcy_price": _show(self.bankruptcy_price),
             "distance_to_liquidation": _show(self.distance_to_liquidation),
             "triggered": self.triggered,
-            "definitions": {name: _show(value) for name, value in f.items()},
+            "definitions": shown,
         }
 
 
