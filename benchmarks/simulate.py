@@ -68,10 +68,10 @@ def _naive(policy_id: str, book_path: str, scenario_id: str, sample_steps: int) 
     instruments = _symbols_by_instrument(policy, scenario)
     market: dict[str, dict[str, Any]] = {s: {} for s in policy.markets}
     states = [AccountState(a, market) for a in book_accounts(policy, book, instruments)]
-    evaluator = Evaluator(policy)
     times = scenario.times()
     step_indexes = range(0, len(times), max(1, len(times) // sample_steps))[:sample_steps]
     with decimal.localcontext(DECIMAL_CONTEXT):
+        evaluator = Evaluator(policy)
         start = time.process_time()
         for index in step_indexes:
             for instrument, path in scenario.paths.items():
