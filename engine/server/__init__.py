@@ -5,12 +5,19 @@ The service answers with the same documents as the CLI's JSON output (``AccountR
 is described by ``schemas/openapi.json``.  Built on the standard library alone (see
 ``docs/server.md`` for why, with the measurements).
 
-- :mod:`engine.server.app`: routes and handlers, independent of the HTTP plumbing
+- :mod:`engine.server.app`: dispatch and handlers, independent of the HTTP plumbing
+- :mod:`engine.server.routes`: the routes, their methods and query parameters
+- :mod:`engine.server.wire`: requests and responses as the application sees them; JSON out
+- :mod:`engine.server.bodies`: request bodies read and parsed; their problems located
+- :mod:`engine.server.inputs`: what the decision endpoints check before the engine runs
+- :mod:`engine.server.problems`: errors as RFC 9457 problem details
+- :mod:`engine.server.policy_json`: policies as JSON documents
+- :mod:`engine.server.comparison`: the comparison engine, when the build has one
 - :mod:`engine.server.http`: HTTP/1.1 on ``http.server``: bodies, limits, keep-alive
 - :mod:`engine.server.runner`: one process, or a supervisor with pre-forked workers; signals
 - :mod:`engine.server.policies`: the served policy set and its all-or-nothing reload
 - :mod:`engine.server.openapi`: the OpenAPI document and validation against it
-- :mod:`engine.server.decisions`: the decision log and the decision cache
+- :mod:`engine.server.decisions`: the decision record, the decision log and the decision cache
 """
 
 from __future__ import annotations

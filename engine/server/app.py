@@ -1,9 +1,12 @@
-"""The service itself, independent of the HTTP plumbing: routes, handlers and their errors.
+"""The service itself, independent of the HTTP plumbing: dispatch and the handlers.
 
-:class:`Application.handle` takes a :class:`Request` (method, path, query, headers, a function
-that reads the body within the size limit) and returns a :class:`Response`; it never raises.
-Every refusal is a :class:`~engine.server.problems.Problem`; an unexpected exception is logged
-with its traceback and answered with a 500 problem that does not contain it.
+:class:`Application.handle` takes a :class:`~engine.server.wire.Request` (method, path, query,
+headers, a function that reads the body within the size limit) and returns a
+:class:`~engine.server.wire.Response`; it never raises.  Every refusal is a
+:class:`~engine.server.problems.Problem`; an unexpected exception is logged with its traceback and
+answered with a 500 problem that does not contain it.  The routes are in
+:mod:`engine.server.routes`; request bodies are read by :mod:`engine.server.bodies` and checked
+by :mod:`engine.server.inputs`.
 """
 
 from __future__ import annotations
@@ -12,120 +15,50 @@ import ipaddress
 import json
 import logging
 import os
-import random
-import re
 import threading
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
-from importlib import import_module
-from pathlib import Path
 from time import perf_counter
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from engine._version import __version__
 from engine.dsl.check import did_you_mean
-from engine.errors import EngineError, EvaluationError, PolicyError
-from engine.json_exact import DuplicateKeyError, NonNumberError, loads_exact
+from engine.errors import EngineError, PolicyError
 from engine.mechanics.accounts import parse_account
 from engine.mechanics.evaluate import evaluate_account
 from engine.mechanics.quote import quote_prices
-from engine.numbers import NumberSyntaxError, format_decimal, parse_decimal
+from engine.numbers import NumberSyntaxError, parse_decimal
 from engine.policy.model import Policy
-from engine.policy.yaml_reader import SourceMap, read_yaml, span_locator
+from engine.server.bodies import (
+    BODY_PATH,
+    account_diagnostics,
+    body_text,
+    engine_problem,
+    json_body,
+    parse_json,
+)
+from engine.server.comparison import comparison_backend
 from engine.server.config import ServerConfig
-from engine.server.decisions import DecisionCache, DecisionLog, utc_now, utc_text
-from engine.server.openapi import body_diagnostics, openapi_bytes, schema_bytes
+from engine.server.decisions import Decision, DecisionCache, DecisionLog, utc_now, utc_text
+from engine.server.inputs import check_compare_request, check_quote_request, trace_option
+from engine.server.openapi import openapi_bytes, schema_bytes
 from engine.server.policies import PolicySet, PolicyStore
-from engine.server.problems import PROBLEM_MEDIA_TYPE, ConnectionLost, Problem
-from engine.source import Diagnostic, SourceFile, Span
+from engine.server.policy_json import policy_detail, policy_summary
+from engine.server.problems import (
+    PROBLEM_MEDIA_TYPE,
+    ConnectionLost,
+    Problem,
+    invalid,
+    summary_message,
+)
+from engine.server.routes import ROUTES, Route
+from engine.server.wire import Request, Response, dumps
+from engine.source import Diagnostic
 
 log = logging.getLogger("liqpolicy.server")
 
-JSON_MEDIA_TYPE = "application/json"
-BODY_PATH = "<request>"  # the `path` of diagnostics about a request body
 COMPARE_WAIT = 30.0  # seconds a comparison waits for its turn before a 503
-
-
-@dataclass(slots=True)
-class Request:
-    method: str
-    path: str  # percent-encoded, without the query
-    query: str
-    headers: Any  # anything with .get(name) -> str | None, case-insensitive
-    client_host: str
-    read_body: Callable[[], bytes]  # the body, within the size limit (raises Problem otherwise)
-
-
-@dataclass(slots=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: str = JSON_MEDIA_TYPE
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    close: bool = False
-
-
-# -- JSON -----------------------------------------------------------------------------------------
-
-
-def _default(value: object) -> object:
-    if isinstance(value, Decimal):
-        return format_decimal(value)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple | set | frozenset):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
-
-
-def dumps(data: object) -> bytes:
-    """Compact JSON, UTF-8; decimals as exact strings (the engine's documented form)."""
-    return _ENCODER.encode(data).encode()
-
-
-def _body_span(text: str, line: int, column: int) -> Span:
-    return Span(SourceFile(BODY_PATH, text), line, column, line, column + 1)
-
-
-def _relocated(
-    text: str, compute: Callable[[SourceMap | None], list[Diagnostic]]
-) -> list[Diagnostic]:
-    """Diagnostics located in the request body, like the CLI locates them in a file.
-
-    Only on the error path: the body is read again with the engine's YAML reader (JSON is
-    YAML), whose source map gives each value's line and column; when that fails for any reason
-    the diagnostics stay unlocated (path `<request>`, no line).
-    """
-    try:
-        document = read_yaml(text, BODY_PATH)
-    except Exception:  # locating is a courtesy; never fail the answer over it
-        return compute(None)
-    located = compute(document.spans)
-    return located or compute(None)
-
-
-def _summary_message(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic], fallback: str) -> str:
-    errors = [d for d in diagnostics if d.severity == "error"] or list(diagnostics)
-    if not errors:
-        return fallback
-    message = errors[0].message
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more)"
-    return message
-
-
-def _invalid(
-    diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], title: str = "Invalid input"
-) -> Problem:
-    return Problem(422, _summary_message(diagnostics, title), title=title, diagnostics=diagnostics)
 
 
 def _as_number(value: Any) -> Decimal:
@@ -144,160 +77,7 @@ def _is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
-def _flag(value: str) -> bool | None:
-    lowered = value.strip().lower()
-    if lowered in ("", "1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    return None
-
-
-# -- policies as JSON ------------------------------------------------------------------------------
-
-
-def policy_summary(policy: Policy) -> dict[str, Any]:
-    return {
-        "id": policy.id,
-        "title": policy.title,
-        "digest": policy.digest,
-        "path": policy.path,
-        "source_count": len(policy.sources),
-    }
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, Decimal):
-        return format_decimal(value)
-    return value
-
-
-def policy_detail(policy: Policy, loaded_at: str) -> dict[str, Any]:
-    markets = []
-    for market in policy.markets.values():
-        tiers = None
-        if market.tiers is not None:
-            tiers = {
-                "table": market.tiers.name,
-                "rows": [{k: _cell(v) for k, v in row.items()} for row in market.tiers.rows],
-            }
-        markets.append(
-            {
-                "symbol": market.symbol,
-                "kind": market.kind,
-                "contract_size": format_decimal(market.contract_size),
-                "tick_size": format_decimal(market.tick_size),
-                "parameters": {k: format_decimal(v) for k, v in market.parameters.items()},
-                "tiers": tiers,
-            }
-        )
-    return {
-        **policy_summary(policy),
-        "description": policy.description,
-        "extends": policy.extends,
-        "chain": list(policy.chain),
-        "loaded_at": loaded_at,
-        "sources": [
-            {
-                "id": s.id,
-                "url": s.url,
-                "title": s.title,
-                "retrieved": str(s.retrieved),
-                "note": s.note,
-            }
-            for s in policy.sources
-        ],
-        "markets": markets,
-        "definitions": [
-            {"name": d.name, "type": str(d.type), "unit": d.unit, "description": d.description}
-            for d in policy.definitions.values()
-        ],
-        "warnings": [d.as_dict() for d in policy.warnings],
-    }
-
-
-# -- decisions -------------------------------------------------------------------------------------
-
-
-def new_decision_id() -> str:
-    """A random version-4 UUID from `random`, which makes no system call (`uuid.uuid4` reads
-    the OS's randomness, and under load its system call hands the GIL to another thread).
-    Unique, not secret: each forked worker's generator is reseeded by `random` itself."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
-
-
-@dataclass(slots=True)
-class _Decision:
-    """What the decision log records about one decision request, filled in by its handler."""
-
-    endpoint: str
-    id: str = field(default_factory=new_decision_id)
-    time: float = field(default_factory=time.time)  # formatted only for the decision log
-    started: float = field(default_factory=perf_counter)
-    policy_id: str | None = None
-    policy_digest: str | None = None
-    input_text: str | None = None
-    input_json: bool = False  # input_text is valid JSON (spliced as is into the log line)
-    cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def use(self, policy: Policy) -> None:
-        self.policy_id, self.policy_digest = policy.id, policy.digest
-
-
 Handler = Callable[..., Response]
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    pattern: re.Pattern[str]
-    methods: Mapping[str, str]  # HTTP method -> Application method name
-    query: frozenset[str] = frozenset()  # allowed query parameters
-    decision: str | None = None  # the endpoint's name in the decision log
-
-
-def _route(
-    template: str,
-    methods: Mapping[str, str],
-    *,
-    query: frozenset[str] = frozenset(),
-    decision: str | None = None,
-) -> _Route:
-    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return _Route(re.compile(f"^{regex}$"), methods, query, decision)
-
-
-ROUTES: tuple[_Route, ...] = (
-    _route("/healthz", {"GET": "health"}),
-    _route("/openapi.json", {"GET": "openapi"}),
-    _route("/account.schema.json", {"GET": "account_schema"}),
-    _route("/book.schema.json", {"GET": "book_schema"}),
-    _route("/v1/policies", {"GET": "list_policies"}),
-    _route("/v1/policies/{policy_id}", {"GET": "get_policy"}),
-    _route(
-        "/v1/policies/{policy_id}/evaluate",
-        {"POST": "evaluate"},
-        query=frozenset({"trace"}),
-        decision="evaluate",
-    ),
-    _route(
-        "/v1/policies/{policy_id}/liquidation-price",
-        {"POST": "liquidation_price"},
-        decision="liquidation-price",
-    ),
-    _route("/v1/compare", {"POST": "compare"}, decision="compare"),
-    _route("/v1/reload", {"POST": "reload"}),
-)
-
-
-def _allowed(route: _Route) -> list[str]:
-    methods = list(route.methods)
-    if "GET" in methods:
-        methods.append("HEAD")
-    return methods
-
-
-# -- the application -------------------------------------------------------------------------------
 
 
 class Application:
@@ -321,11 +101,11 @@ class Application:
 
     # -- dispatch ---------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
-        decision: _Decision | None = None
+        decision: Decision | None = None
         try:
             route, params = self._match(request)
             if route.decision is not None:
-                decision = _Decision(route.decision)
+                decision = Decision(route.decision)
                 params["decision"] = decision
             self._check_query(request, route)
             method = "GET" if request.method == "HEAD" else request.method
@@ -349,7 +129,7 @@ class Application:
             self._log_decision(decision, response)
         return response
 
-    def _match(self, request: Request) -> tuple[_Route, dict[str, Any]]:
+    def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:
         for route in ROUTES:
             found = route.pattern.match(request.path)
             if found is None:
@@ -358,7 +138,7 @@ class Application:
                 "GET" if request.method == "HEAD" and "GET" in route.methods else request.method
             )
             if method not in route.methods:
-                allowed = _allowed(route)
+                allowed = route.allowed()
                 raise Problem(
                     405,
                     f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}",
@@ -371,7 +151,7 @@ class Application:
             extra={"hint": "see /openapi.json for the routes"},
         )
 
-    def _check_query(self, request: Request, route: _Route) -> None:
+    def _check_query(self, request: Request, route: Route) -> None:
         if not request.query:
             return
         diagnostics = []
@@ -389,7 +169,7 @@ class Application:
                     )
                 )
         if diagnostics:
-            raise _invalid(diagnostics, "Invalid query")
+            raise invalid(diagnostics, "Invalid query")
 
     def problem_response(self, problem: Problem, instance: str) -> Response:
         headers = list(problem.headers.items())
@@ -401,7 +181,7 @@ class Application:
             close=problem.close,
         )
 
-    def _log_decision(self, decision: _Decision, response: Response) -> None:
+    def _log_decision(self, decision: Decision, response: Response) -> None:
         response.headers.append(("Liqpolicy-Decision-Id", decision.id))
         if decision.policy_digest is not None:
             response.headers.append(("Liqpolicy-Policy-Digest", decision.policy_digest))
@@ -428,129 +208,9 @@ class Application:
         except OSError:
             log.exception("cannot write the decision log %s", self.decision_log.path)
 
-    # -- request bodies ---------------------------------------------------------------------------
-    def _json_body(self, request: Request, decision: _Decision | None = None) -> tuple[Any, str]:
-        text = self._body_text(request, decision)
-        return self._parse_json(text, decision), text
-
-    def _body_text(self, request: Request, decision: _Decision | None = None) -> str:
-        """The body as text, after the media type and size checks (415, 413, 400 not UTF-8)."""
-        content_type = request.headers.get("Content-Type")
-        if content_type is None:
-            raise Problem(
-                415,
-                "send the body as JSON with Content-Type: application/json",
-                headers={"Accept-Post": JSON_MEDIA_TYPE},
-            )
-        media, _, parameters = content_type.partition(";")
-        media = media.strip().lower()
-        if media != JSON_MEDIA_TYPE and not (
-            media.startswith("application/") and media.endswith("+json")
-        ):
-            raise Problem(
-                415,
-                f"unsupported media type '{media}'; send application/json",
-                headers={"Accept-Post": JSON_MEDIA_TYPE},
-            )
-        for parameter in parameters.split(";"):
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
-                "utf-8",
-                "utf8",
-            ):
-                raise Problem(415, f"unsupported charset '{value.strip()}'; JSON is UTF-8")
-        raw = request.read_body()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            if decision is not None:
-                decision.input_text = raw.decode("utf-8", errors="replace")
-            prefix = raw[: error.start].decode("utf-8", errors="replace")
-            source = SourceFile(BODY_PATH, raw.decode("utf-8", errors="replace"))
-            line, column = source.position(len(prefix))
-            diagnostic = Diagnostic(
-                "E001",
-                f"request body is not valid UTF-8 (byte 0x{raw[error.start]:02x})",
-                Span(source, line, column, line, column + 1),
-                path=BODY_PATH,
-            )
-            raise Problem(
-                400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-            ) from None
-        if decision is not None:
-            decision.input_text = text
-        return text
-
-    def _parse_json(self, text: str, decision: _Decision | None = None) -> Any:
-        """Parse exactly: numbers as Decimal (within the engine's limits), strict JSON."""
-        if not text.strip():
-            raise Problem(
-                400,
-                "the request body is empty; send a JSON object",
-                title="Malformed JSON",
-                diagnostics=[Diagnostic("E010", "empty request body", path=BODY_PATH)],
-            )
-        try:
-            data = loads_exact(text)
-        except json.JSONDecodeError as error:
-            diagnostic = Diagnostic(
-                "E010",
-                f"malformed JSON: {error.msg}",
-                _body_span(text, error.lineno, error.colno),
-                path=BODY_PATH,
-            )
-            raise Problem(
-                400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-            ) from None
-        except NonNumberError as error:
-            diagnostic = Diagnostic(
-                "E010",
-                f"malformed JSON: {error.name} is not a JSON number",
-                path=BODY_PATH,
-                hint="JSON has no NaN or Infinity",
-            )
-            raise Problem(
-                400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-            ) from None
-        except DuplicateKeyError:
-            diagnostics = self._yaml_problems(text) or [
-                Diagnostic("E011", "the same key appears twice in one object", path=BODY_PATH)
-            ]
-            raise Problem(
-                400,
-                _summary_message(diagnostics, "duplicate key"),
-                title="Malformed JSON",
-                diagnostics=diagnostics,
-            ) from None
-        except NumberSyntaxError as error:
-            diagnostic = Diagnostic(
-                "E015",
-                f"a number is malformed or out of range: {error}",
-                path=BODY_PATH,
-                hint="write an ordinary decimal such as 0.004 or 50000",
-            )
-            raise _invalid([diagnostic]) from None
-        except RecursionError:
-            diagnostic = Diagnostic("E014", "the JSON nests too deeply", path=BODY_PATH)
-            raise Problem(
-                400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-            ) from None
-        if decision is not None:
-            decision.input_json = True
-        return data
-
-    @staticmethod
-    def _yaml_problems(text: str) -> list[Diagnostic]:
-        try:
-            read_yaml(text, BODY_PATH)
-        except PolicyError as error:
-            return list(error.diagnostics)
-        except Exception:  # locating is a courtesy
-            return []
-        return []
-
+    # -- lookups ----------------------------------------------------------------------------------
     def _policy(
-        self, policies: PolicySet, policy_id: str, decision: _Decision | None = None
+        self, policies: PolicySet, policy_id: str, decision: Decision | None = None
     ) -> Policy:
         policy = policies.get(policy_id)
         if policy is None:
@@ -570,7 +230,7 @@ class Application:
             decision.use(policy)
         return policy
 
-    def _cached(self, key: tuple[object, ...], decision: _Decision) -> Response | None:
+    def _cached(self, key: tuple[object, ...], decision: Decision) -> Response | None:
         body = self.cache.get(key)
         if body is None:
             return None
@@ -621,43 +281,27 @@ class Application:
         policy = self._policy(current, policy_id)
         return Response(200, dumps(policy_detail(policy, current.loaded_at)))
 
-    def evaluate(self, request: Request, policy_id: str, decision: _Decision) -> Response:
-        trace = False
-        if request.query:
-            values = parse_qs(request.query, keep_blank_values=True).get("trace", [])
-            for value in values:
-                flag = _flag(value)
-                if flag is None:
-                    raise _invalid(
-                        [
-                            Diagnostic(
-                                "E104",
-                                f"'{value}' is not allowed for trace; use true or false",
-                                path="<query>",
-                            )
-                        ],
-                        "Invalid query",
-                    )
-                trace = flag
+    def evaluate(self, request: Request, policy_id: str, decision: Decision) -> Response:
+        trace = trace_option(request.query)
         policy = self._policy(self.store.current, policy_id, decision)
-        text = self._body_text(request, decision)
+        text = body_text(request, decision)
         key = ("evaluate", policy.digest, trace, text)
         cached = self._cached(key, decision)  # the same text always parses to the same account
         if cached is not None:
             decision.input_json = True
             return cached
-        data = self._parse_json(text, decision)
+        data = parse_json(text, decision)
         try:
             account = parse_account(data, policy, path=BODY_PATH)
             result = evaluate_account(policy, account, trace=trace)
         except PolicyError as error:  # InputError is not one; PolicyError cannot happen here
-            raise _invalid(error.diagnostics) from None
+            raise invalid(error.diagnostics) from None
         except EngineError as error:
-            raise self._engine_problem(
-                error, text, lambda spans: self._account_diagnostics(data, policy, spans)
+            raise engine_problem(
+                error, text, lambda spans: account_diagnostics(data, policy, spans)
             ) from None
         except NumberSyntaxError as error:
-            raise _invalid(
+            raise invalid(
                 [
                     Diagnostic(
                         "E015", f"a number is malformed or out of range: {error}", path=BODY_PATH
@@ -668,84 +312,17 @@ class Application:
         self.cache.put(key, body)
         return Response(200, body)
 
-    @staticmethod
-    def _account_diagnostics(
-        data: Any, policy: Policy, spans: SourceMap | None
-    ) -> list[Diagnostic]:
-        try:
-            parse_account(data, policy, spans=spans, path=BODY_PATH)
-        except EngineError as error:
-            return list(getattr(error, "diagnostics", ()))
-        except Exception:  # locating is a courtesy
-            return []
-        return []
-
-    def _engine_problem(
-        self, error: EngineError, text: str, locate: Callable[[SourceMap | None], list[Diagnostic]]
-    ) -> Problem:
-        if isinstance(error, EvaluationError):
-            diagnostic = error.diagnostic()
-            return Problem(
-                422,
-                str(error),
-                title="Evaluation failed",
-                kind="evaluation-failed",
-                diagnostics=[diagnostic],
-            )
-        diagnostics = list(getattr(error, "diagnostics", ()))
-        if diagnostics and all(d.span is None for d in diagnostics):
-            located = _relocated(text, locate)
-            if located and len(located) == len(diagnostics):
-                diagnostics = located
-        return _invalid(diagnostics or [Diagnostic("E100", str(error), path=BODY_PATH)])
-
-    def liquidation_price(self, request: Request, policy_id: str, decision: _Decision) -> Response:
+    def liquidation_price(self, request: Request, policy_id: str, decision: Decision) -> Response:
         policy = self._policy(self.store.current, policy_id, decision)
-        text = self._body_text(request, decision)
+        text = body_text(request, decision)
         key = ("liquidation-price", policy.digest, text)
         cached = self._cached(key, decision)
         if cached is not None:
             decision.input_json = True
             return cached
-        data = self._parse_json(text, decision)
-        if isinstance(data, dict):
-            given = [name for name in ("leverage", "margin") if name in data]
-            if len(given) != 1:
-                message = (
-                    "give a leverage or a margin"
-                    if not given
-                    else "give either a leverage or a margin, not both"
-                )
-                raise _invalid(
-                    [
-                        Diagnostic(
-                            "E606",
-                            message,
-                            path=BODY_PATH,
-                            hint="the margin is notional at entry / leverage",
-                        )
-                    ]
-                )
-
-        def schema(spans: SourceMap | None) -> list[Diagnostic]:
-            locate = span_locator(spans)
-            return body_diagnostics("LiquidationPriceRequest", data, locate=locate, path=BODY_PATH)
-
-        diagnostics = schema(None)
-        if diagnostics:
-            raise _invalid(_relocated(text, schema) or diagnostics)
+        data = parse_json(text, decision)
+        check_quote_request(data, text, policy)
         symbol = data["symbol"]
-        if symbol not in policy.markets:
-            hint = did_you_mean(symbol, list(policy.markets)) or "policy markets: " + ", ".join(
-                policy.markets
-            )
-            raise _invalid(
-                [
-                    Diagnostic(
-                        "E602", f"unknown symbol '{symbol}' in symbol", path=BODY_PATH, hint=hint
-                    )
-                ]
-            )
 
         def number(name: str) -> Decimal | None:
             return _as_number(data[name]) if data.get(name) is not None else None
@@ -764,9 +341,9 @@ class Application:
                 mark_price=number("mark_price"),
             )
         except EngineError as error:
-            raise self._engine_problem(error, text, lambda spans: []) from None
+            raise engine_problem(error, text, lambda spans: []) from None
         except NumberSyntaxError as error:
-            raise _invalid(
+            raise invalid(
                 [
                     Diagnostic(
                         "E015", f"a number is malformed or out of range: {error}", path=BODY_PATH
@@ -777,31 +354,9 @@ class Application:
         self.cache.put(key, body)
         return Response(200, body)
 
-    def compare(self, request: Request, decision: _Decision) -> Response:
-        data, text = self._json_body(request, decision)
-        limit = self.config.max_compare_accounts
-        if (
-            isinstance(data, dict)
-            and isinstance(data.get("accounts"), list)
-            and len(data["accounts"]) > limit
-        ):
-            raise Problem(
-                413,
-                f"the book has {len(data['accounts'])} accounts; at most {limit} are "
-                "compared per request",
-                title="Book too large",
-                kind="book-too-large",
-                extra={"limit": limit},
-            )
-
-        def schema(spans: SourceMap | None) -> list[Diagnostic]:
-            return body_diagnostics(
-                "CompareRequest", data, locate=span_locator(spans), path=BODY_PATH
-            )
-
-        diagnostics = schema(None)
-        if diagnostics:
-            raise _invalid(_relocated(text, schema) or diagnostics)
+    def compare(self, request: Request, decision: Decision) -> Response:
+        data, text = json_body(request, decision)
+        check_compare_request(data, text, self.config.max_compare_accounts)
         current = self.store.current
         ids: list[str] = list(data["policies"])
         decision.extra["policies"] = {i: (p.digest if (p := current.get(i)) else None) for i in ids}
@@ -830,7 +385,7 @@ class Application:
             hint = did_you_mean(scenario_id, scenarios) or "shipped scenarios: " + ", ".join(
                 scenarios
             )
-            raise _invalid(
+            raise invalid(
                 [
                     Diagnostic(
                         "E104",
@@ -856,7 +411,7 @@ class Application:
                 policies, "\n".join(lines), scenario_id, int(data.get("limit", 10))
             )
         except EngineError as error:
-            raise self._engine_problem(error, text, lambda spans: []) from None
+            raise engine_problem(error, text, lambda spans: []) from None
         finally:
             self._comparisons.release()
         return Response(200, dumps(result))
@@ -876,12 +431,12 @@ class Application:
             log.warning(
                 "reload failed, still serving the policies loaded at %s: %s",
                 current.loaded_at,
-                _summary_message(outcome.diagnostics, "invalid policies"),
+                summary_message(outcome.diagnostics, "invalid policies"),
             )
             raise Problem(
                 422,
                 "reload failed: "
-                + _summary_message(outcome.diagnostics, "invalid policies")
+                + summary_message(outcome.diagnostics, "invalid policies")
                 + f"; still serving the policies loaded at {current.loaded_at}",
                 title="Reload failed",
                 kind="reload-failed",
@@ -921,43 +476,3 @@ class Application:
                 if d.severity == "error"
             ),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class ComparisonBackend:
-    """The comparison engine, reached through the two calls the endpoint needs."""
-
-    compare: Callable[..., Any]  # compare(policies, book, scenario, *, limit) -> Comparison
-    read_book: Callable[..., Any]  # read_book(text, path) -> Book
-    load_scenario: Callable[[str], Any]  # load_scenario(id) -> Scenario
-    scenario_paths: Callable[[], list[Any]]  # the shipped scenario files
-
-    def scenario_ids(self) -> list[str]:
-        return [Path(p).stem for p in self.scenario_paths()]
-
-    def run(self, policies: list[Policy], book_text: str, scenario_id: str, limit: int) -> Any:
-        book = self.read_book(book_text, BODY_PATH)
-        scenario = self.load_scenario(scenario_id)
-        return self.compare(policies, book, scenario, limit=limit).as_dict()
-
-
-COMPARE_MODULES = ("engine.compare", "engine.simulation.compare")
-
-
-def comparison_backend() -> ComparisonBackend | None:
-    """The comparison engine when this build has one (`engine.compare`, or where it landed,
-    `engine.simulation.compare`); None otherwise, and the endpoint answers 501."""
-    for name in COMPARE_MODULES:
-        try:
-            module: ModuleType = import_module(name)
-            from engine.simulation.book import read_book  # noqa: PLC0415  # optional engine part
-            from engine.simulation.scenario import (  # noqa: PLC0415
-                load_scenario,
-                shipped_scenario_paths,
-            )
-        except ImportError:
-            continue
-        function = getattr(module, "compare", None)
-        if callable(function):
-            return ComparisonBackend(function, read_book, load_scenario, shipped_scenario_paths)
-    return None

@@ -11,18 +11,26 @@ on the policy and the input), so the answer to the same bytes under the same pol
 same answer.  A small LRU cache of response bodies keyed by (endpoint, policy digest, options,
 request body) lets repeated requests skip the engine.  Per process; bounded in entries and in the
 size of each entry.
+
+Decision: what the log records about one request, filled in by its handler as it goes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
+import uuid
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from time import perf_counter
 from typing import Any
+
+from engine.policy.model import Policy
 
 MAX_CACHED_BODY = 64 * 1024  # larger answers (long traces) are not kept
 
@@ -35,6 +43,32 @@ def utc_text(seconds: float) -> str:
     """A Unix time as ISO 8601 UTC text with microseconds, e.g. 2026-11-21T21:40:00.123456Z."""
     moment = datetime.fromtimestamp(seconds, UTC)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def new_decision_id() -> str:
+    """A random version-4 UUID from `random`, which makes no system call (`uuid.uuid4` reads
+    the OS's randomness, and under load its system call hands the GIL to another thread).
+    Unique, not secret: each forked worker's generator is reseeded by `random` itself."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the decision log records about one decision request, filled in by its handler."""
+
+    endpoint: str
+    id: str = field(default_factory=new_decision_id)
+    time: float = field(default_factory=time.time)  # formatted only for the decision log
+    started: float = field(default_factory=perf_counter)
+    policy_id: str | None = None
+    policy_digest: str | None = None
+    input_text: str | None = None
+    input_json: bool = False  # input_text is valid JSON (spliced as is into the log line)
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def use(self, policy: Policy) -> None:
+        self.policy_id, self.policy_digest = policy.id, policy.digest
 
 
 def one_line_json(text: str) -> str:

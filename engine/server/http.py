@@ -22,9 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from engine._version import __version__
-from engine.server.app import Application, Request, Response
+from engine.server.app import Application
 from engine.server.config import ServerConfig
 from engine.server.problems import ConnectionLost, Problem
+from engine.server.wire import Request, Response
 
 log = logging.getLogger("liqpolicy.server")
 

@@ -77,5 +77,23 @@ class Problem(Exception):
         return body
 
 
+def summary_message(diagnostics: tuple[Diagnostic, ...] | list[Diagnostic], fallback: str) -> str:
+    """The first error's message (or the first diagnostic's), counting the others."""
+    errors = [d for d in diagnostics if d.severity == "error"] or list(diagnostics)
+    if not errors:
+        return fallback
+    message = errors[0].message
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more)"
+    return message
+
+
+def invalid(
+    diagnostics: list[Diagnostic] | tuple[Diagnostic, ...], title: str = "Invalid input"
+) -> Problem:
+    """A 422 whose detail sums up its diagnostics."""
+    return Problem(422, summary_message(diagnostics, title), title=title, diagnostics=diagnostics)
+
+
 class ConnectionLost(Exception):
     """The client went away mid-request (closed, reset, or sent a truncated body): no answer."""

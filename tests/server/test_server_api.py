@@ -17,7 +17,7 @@ from engine.mechanics.evaluate import evaluate_account
 from engine.mechanics.quote import quote_prices
 from engine.policy.load import load_policy
 from engine.policy.packaged import shipped_policy_paths
-from engine.server.app import ROUTES
+from engine.server.routes import ROUTES
 
 ROOT = Path(__file__).resolve().parents[2]
 EVALUATE = "/v1/policies/binance-usdm/evaluate"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.server.app import Request
+from engine.server.wire import Request
 
 EVALUATE = "/v1/policies/binance-usdm/evaluate"
 QUOTE = "/v1/policies/binance-usdm/liquidation-price"
