@@ -1,13 +1,14 @@
 """JSON read exactly: every number a Decimal from its text, with the engine's limits.
 
-One reader for everything that takes JSON from outside (batch lines, HTTP bodies): numbers go
-through :func:`engine.numbers.parse_decimal` (at most 60 digits, exponents within ±100), `NaN`
+One reader for everything that takes JSON from outside (batch lines, HTTP bodies, books): numbers
+go through :func:`engine.numbers.parse_decimal` (at most 60 digits, exponents within ±100), `NaN`
 and `Infinity` are refused, and so is a key repeated within one object.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from engine.numbers import NumberSyntaxError, parse_decimal
@@ -48,10 +49,17 @@ _DECODER = json.JSONDecoder(  # built once: json.loads with hooks would build on
     parse_constant=_constant,
     object_pairs_hook=_object,
 )
+_UNLIMITED = json.JSONDecoder(
+    parse_float=Decimal, parse_int=Decimal, parse_constant=_constant, object_pairs_hook=_object
+)
 
 
-def loads_exact(text: str) -> Any:
-    """Parse JSON text; raises json.JSONDecodeError, NumberSyntaxError or DuplicateKeyError."""
+def loads_exact(text: str, *, limits: bool = True) -> Any:
+    """Parse JSON text; raises json.JSONDecodeError, NumberSyntaxError or DuplicateKeyError.
+
+    `limits=False` takes any number JSON's grammar admits, for a reader that checks the limits
+    itself to say which field is out of range (the book reader does).
+    """
     if text.startswith("\ufeff"):  # as json.loads reports it
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    return _DECODER.decode(text)
+    return (_DECODER if limits else _UNLIMITED).decode(text)

@@ -16,12 +16,10 @@ import pytest
 
 from engine.cli import main
 from engine.errors import InputError
+from engine.json_exact import loads_exact
 from engine.policy.schema import schema_diagnostics
 from engine.simulation.book import (
     CSV_COLUMNS,
-    _account_from_json,
-    _Malformed,
-    _parse_json_line,
     books_dir,
     load_book,
     read_book,
@@ -29,6 +27,7 @@ from engine.simulation.book import (
     write_book_csv,
     write_book_jsonl,
 )
+from engine.simulation.book_jsonl import _account_from_json, _Malformed
 from engine.simulation.generate import generate_book, price_tick, quantity_step
 from engine.simulation.model import Book, BookAccount, BookPosition
 
@@ -381,7 +380,7 @@ def _schema_rejects(data: Any) -> bool:
 )
 def test_fast_path_and_schema_agree(line):
     """The fast path may only accept what the schema accepts (its errors come from the schema)."""
-    data = _parse_json_line(line)
+    data = loads_exact(line, limits=False)
     try:
         _account_from_json(data, lambda *args: None)
     except _Malformed:
