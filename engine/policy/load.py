@@ -1,7 +1,8 @@
 """YAML → schema → model → checked and compiled policy, collecting every problem on the way.
 
 The passes run in order and each reports all it finds; a later pass only runs on what the earlier
-ones could build, so one mistake is reported once.
+ones could build, so one mistake is reported once.  Tables are built by
+:mod:`engine.policy.tables` and definitions typed by :mod:`engine.policy.definitions`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from engine.dsl.check import Scope, check_expression, did_you_mean
 from engine.dsl.compile import compile_program
 from engine.dsl.parser import parse_expression
 from engine.dsl.residual import residual_of
-from engine.dsl.table import Table, interval_problems
-from engine.dsl.types import ANY, BOOL, NUMBER, STRING, RecordType, TableKey, TableType, Type
+from engine.dsl.table import Table
+from engine.dsl.types import BOOL, NUMBER, TableType, Type
 from engine.errors import ExpressionError, PolicyError
 from engine.numbers import parse_decimal
+from engine.policy.definitions import check_definitions
 from engine.policy.inherit import LayeredSpans, LoadedLayers, read_layers
 from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
@@ -36,6 +38,7 @@ from engine.policy.procedure import (
     key_of,
 )
 from engine.policy.schema import schema_diagnostics
+from engine.policy.tables import build_table
 from engine.policy.vocabulary import POSITION_FIELDS, RESERVED_NAMES, build_roots
 from engine.policy.yaml_reader import Pointer
 from engine.source import Diagnostic, Span
@@ -54,14 +57,6 @@ def digest_of(data: Any) -> str:
     """Content digest of the merged policy data: formatting and comments do not change it."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _type_of_value(value: object) -> Type:
-    if isinstance(value, bool):
-        return BOOL
-    if isinstance(value, Decimal):
-        return NUMBER
-    return STRING
 
 
 def _literal_numbers(expr: ast.Expr) -> bool:
@@ -139,106 +134,6 @@ class _Builder:
                 self.at(pointer, True),
                 "cite where the numbers come from, or say they are an assumption",
             )
-
-    # -- tables ------------------------------------------------------------------------------
-    def table(self, name: str, spec: Mapping[str, Any]) -> Table | None:
-        pointer: Pointer = ("tables", name)
-        keys: list[TableKey] = []
-        ok = True
-        rows: list[Mapping[str, Any]] = spec["rows"]
-        interval_keys = [k for k in spec["keys"] if k["kind"] == "interval"]
-        if len(interval_keys) > 1:
-            self.error(
-                "E406",
-                f"table '{name}' has {len(interval_keys)} interval keys, at most one is allowed",
-                self.at((*pointer, "keys")),
-            )
-            return None
-        required: list[str] = []
-        for key in spec["keys"]:
-            if key["kind"] == "interval":
-                required.append(f"min_{key['name']}")
-            else:
-                required.append(key["name"])
-        optional = {f"max_{k['name']}" for k in interval_keys}
-        first = rows[0]
-        columns = {c for c in first if c not in optional} | set(required)
-        column_types: dict[str, Type] = {}
-        for index, row in enumerate(rows):
-            row_pointer = (*pointer, "rows", index)
-            for column in required:
-                if row.get(column) is None:
-                    self.error(
-                        "E406",
-                        f"row {index + 1} of table '{name}' lacks key column '{column}'",
-                        self.at(row_pointer),
-                    )
-                    ok = False
-            present = {c for c in row if c not in optional}
-            for column in sorted(columns - present - set(required)):
-                self.error(
-                    "E406",
-                    f"row {index + 1} of table '{name}' lacks column '{column}'",
-                    self.at(row_pointer),
-                    "every row has the same columns",
-                )
-                ok = False
-            for column in sorted(present - columns):
-                self.error(
-                    "E406",
-                    f"row {index + 1} of table '{name}' has column '{column}' that row 1 lacks",
-                    self.at((*row_pointer, column), True),
-                )
-                ok = False
-            for column, value in row.items():
-                if column == "tier":
-                    self.error(
-                        "E406",
-                        "'tier' is reserved: lookups add each row's position as `tier`",
-                        self.at((*row_pointer, column), True),
-                    )
-                    ok = False
-                    continue
-                if value is None:
-                    continue
-                found = _type_of_value(value)
-                expected = column_types.setdefault(column, found)
-                if expected != found:
-                    self.error(
-                        "E406",
-                        f"column '{column}' of table '{name}' mixes {expected} and {found}",
-                        self.at((*row_pointer, column)),
-                    )
-                    ok = False
-        for key in spec["keys"]:
-            column = key["name"] if key["kind"] == "exact" else f"min_{key['name']}"
-            key_type = column_types.get(column, NUMBER)
-            if key["kind"] == "interval" and key_type != NUMBER:
-                self.error(
-                    "E406",
-                    f"interval key '{key['name']}' needs numbers in '{column}'",
-                    self.at((*pointer, "keys")),
-                )
-                ok = False
-            keys.append(TableKey(key["name"], key["kind"], key_type))
-        for interval in interval_keys:
-            column_types.setdefault(f"max_{interval['name']}", NUMBER)
-        if not ok:
-            return None
-        row_type = RecordType(f"row of table {name}", {**column_types, "tier": NUMBER})
-        table_type = TableType(name, tuple(keys), row_type)
-        for index, code, message in interval_problems(table_type, rows):
-            self.error(code, f"table '{name}': {message}", self.at((*pointer, "rows", index)))
-            ok = False
-        if not ok:
-            return None
-        numbered: list[dict[str, Any]] = []
-        counters: dict[tuple[object, ...], int] = {}
-        for row in rows:
-            group = tuple(row.get(k.name) for k in keys if k.kind == "exact")
-            counters[group] = counters.get(group, 0) + 1
-            numbered.append({**row, "tier": Decimal(counters[group])})
-        return Table(table_type, tuple(MappingProxyType(r) for r in numbered))
 
     # -- markets -----------------------------------------------------------------------------
     def markets(
@@ -321,7 +216,7 @@ class _Builder:
 
     def definitions(
         self, roots: Mapping[str, Type], source_ids: set[str]
-    ) -> tuple[dict[str, Definition], Scope]:
+    ) -> tuple[Mapping[str, Definition], Scope]:
         raw = self.data.get("definitions", {})
         parsed: dict[str, tuple[ast.Expr, Mapping[str, Any]]] = {}
         for name, spec in raw.items():
@@ -351,80 +246,10 @@ class _Builder:
                         self.at(("definitions", name), True),
                         "cite where the numbers come from, or say they are an assumption",
                     )
-        # Pass 1: resolve names with every definition typed `unknown`, to learn the references.
-        loose = Scope(roots, dict.fromkeys(raw, ANY))
-        graph: dict[str, list[tuple[str, Span]]] = {}
-        for name, (expr, _) in parsed.items():
-            graph[name] = [
-                ref for ref in check_expression(expr, loose).references if ref[0] in parsed
-            ]
-        order, cyclic = self.topological(graph)
-        # Pass 2: check in dependency order with real types.
-        types: dict[str, Type] = dict.fromkeys(raw, ANY)
-        definitions: dict[str, Definition] = {}
-        inputs: dict[str, frozenset[str]] = {}
-        for name in order:
-            used = {n.name for n in ast.walk(parsed[name][0]) if isinstance(n, ast.Name)}
-            inputs[name] = frozenset(used & roots.keys()).union(
-                *(inputs.get(target, frozenset()) for target, _ in graph[name])
-            )
-            expr, item = parsed[name]
-            checked = check_expression(expr, Scope(roots, types), what=f"definition '{name}'")
-            self.diagnostics.extend(checked.diagnostics)
-            self.resolved |= checked.definition_attributes
-            types[name] = checked.type if name not in cyclic else ANY
-            if not checked.diagnostics and name not in cyclic:
-                definitions[name] = Definition(
-                    name,
-                    expr,
-                    checked.type,
-                    self.at(("definitions", name), True),
-                    item.get("description"),
-                    item.get("unit"),
-                    item.get("source"),
-                    item.get("assumption"),
-                    inputs[name],
-                )
-        return definitions, Scope(roots, types)
-
-    def topological(
-        self, graph: Mapping[str, list[tuple[str, Span]]]
-    ) -> tuple[list[str], set[str]]:
-        """Order definitions so each comes after what it uses; report each cycle once."""
-        order: list[str] = []
-        state: dict[str, int] = {}  # 1 visiting, 2 done
-        cyclic: set[str] = set()
-        for root in graph:
-            if state.get(root):
-                continue
-            stack: list[tuple[str, int]] = [(root, 0)]
-            path: list[str] = [root]
-            state[root] = 1
-            while stack:
-                name, index = stack[-1]
-                edges = graph.get(name, [])
-                if index < len(edges):
-                    stack[-1] = (name, index + 1)
-                    target, span = edges[index]
-                    if state.get(target) == 1:
-                        cycle = [*path[path.index(target) :], target]
-                        cyclic.update(cycle)
-                        self.error(
-                            "E304",
-                            "definitions form a cycle: " + " → ".join(cycle),
-                            span,
-                            "a definition cannot depend on itself, directly or through others",
-                        )
-                    elif not state.get(target):
-                        state[target] = 1
-                        stack.append((target, 0))
-                        path.append(target)
-                else:
-                    stack.pop()
-                    path.pop()
-                    state[name] = 2
-                    order.append(name)
-        return order, cyclic
+        checked = check_definitions(parsed, raw, roots, self.spans.locate)
+        self.diagnostics.extend(checked.diagnostics)
+        self.resolved |= checked.attributes
+        return checked.definitions, checked.scope
 
     def slot_expressions(self, scope: Scope) -> dict[str, tuple[ast.Expr, Type]]:
         result: dict[str, tuple[ast.Expr, Type]] = {}
@@ -582,7 +407,8 @@ class _Builder:
         tables: dict[str, Table] = {}
         for name, spec in self.data.get("tables", {}).items():
             self.citation(("tables", name), spec, f"table '{name}'", source_ids, "W001")
-            table = self.table(name, spec)
+            table, problems = build_table(name, spec, self.spans.locate)
+            self.diagnostics.extend(problems)
             if table is not None:
                 tables[name] = table
         markets, tier_type, parameters = self.markets(tables, source_ids)
