@@ -24,6 +24,10 @@ from engine.source import Diagnostic, SourceFile, Span
 BODY_PATH = "<request>"  # the `path` of diagnostics about a request body
 
 
+def _malformed(diagnostic: Diagnostic) -> Problem:
+    return Problem(400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic])
+
+
 def _body_span(text: str, line: int, column: int) -> Span:
     return Span(SourceFile(BODY_PATH, text), line, column, line, column + 1)
 
@@ -92,9 +96,7 @@ def body_text(request: Request, decision: Decision | None = None) -> str:
             Span(source, line, column, line, column + 1),
             path=BODY_PATH,
         )
-        raise Problem(
-            400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-        ) from None
+        raise _malformed(diagnostic) from None
     if decision is not None:
         decision.input_text = text
     return text
@@ -118,9 +120,7 @@ def parse_json(text: str, decision: Decision | None = None) -> Any:
             _body_span(text, error.lineno, error.colno),
             path=BODY_PATH,
         )
-        raise Problem(
-            400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-        ) from None
+        raise _malformed(diagnostic) from None
     except NonNumberError as error:
         diagnostic = Diagnostic(
             "E010",
@@ -128,9 +128,7 @@ def parse_json(text: str, decision: Decision | None = None) -> Any:
             path=BODY_PATH,
             hint="JSON has no NaN or Infinity",
         )
-        raise Problem(
-            400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-        ) from None
+        raise _malformed(diagnostic) from None
     except DuplicateKeyError:
         diagnostics = _yaml_problems(text) or [
             Diagnostic("E011", "the same key appears twice in one object", path=BODY_PATH)
@@ -151,9 +149,7 @@ def parse_json(text: str, decision: Decision | None = None) -> Any:
         raise invalid([diagnostic]) from None
     except RecursionError:
         diagnostic = Diagnostic("E014", "the JSON nests too deeply", path=BODY_PATH)
-        raise Problem(
-            400, diagnostic.message, title="Malformed JSON", diagnostics=[diagnostic]
-        ) from None
+        raise _malformed(diagnostic) from None
     if decision is not None:
         decision.input_json = True
     return data
