@@ -33,6 +33,8 @@ _TERMINAL_NAMES = {
     "$END": "the end of the expression",
 }
 
+_VALUE_STARTS = frozenset({"NAME", "NUMBER", "PERCENT", "STRING", "TRUE", "FALSE", "IF", "NOT"})
+
 _MISTAKES = {
     "=": "use '==' to compare values",
     "&": "use 'and' to combine conditions",
@@ -213,6 +215,16 @@ def _tree_depth(tree: Tree[Token]) -> int:
     return deepest
 
 
+def _acceptable(error: lark.exceptions.UnexpectedToken) -> set[str]:
+    interactive = getattr(error, "interactive_parser", None)
+    if interactive is not None:
+        try:
+            return set(interactive.accepts())
+        except Exception:  # a courtesy for the message; fall back to LALR's expected set
+            pass
+    return set(error.expected)
+
+
 def _describe_expected(expected: set[str]) -> str:
     parser = _parser()
     names = []
@@ -248,7 +260,10 @@ def _syntax_diagnostic(
         span = spans.make(line, column, line, column + len(found))
     elif isinstance(error, lark.exceptions.UnexpectedToken):
         token = error.token
-        expected = _describe_expected(set(error.expected))
+        # What the parser would accept here, tried token by token; LALR's own `expected` also
+        # lists tokens valid only in other contexts (a ')' with no '(' open, 'else', ...).
+        acceptable = _acceptable(error)
+        expected = _describe_expected(acceptable)
         if token.type == "$END":
             message = f"unexpected end of expression, expected {expected}"
             end_line, end_column = _end_position(text)
@@ -256,7 +271,9 @@ def _syntax_diagnostic(
         else:
             message = f"unexpected '{token}', expected {expected}"
             span = spans.of_token(token)
-            if str(token) == "=":
+            if token.type in _VALUE_STARTS and "ADD_OP" in acceptable:
+                hint = "two values in a row: put an operator between them, like + or >= or and"
+            elif str(token) == "=":
                 hint = _MISTAKES["="]
             elif str(token) == "*" and text[: token.start_pos or 0].endswith("*"):
                 hint = _MISTAKES["**"]

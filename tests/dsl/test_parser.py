@@ -446,12 +446,18 @@ _OPERAND = "'(', '-', 'false', 'true', a name, a number, a percentage, a string"
             'strings are written in double quotes, like "long"',
             (1, 1, 1, 2),
         ),
-        (
+        (  # only what can follow here: no ')' without a '(', no 'else' without an 'if'
             "1 2",
-            "unexpected '2', expected ')', '*' or '/', '+' or '-', ',', '.', 'and', 'else',"
-            " 'for', ...",
-            None,
+            "unexpected '2', expected '*' or '/', '+' or '-', '.', 'and', 'or', a comparison,"
+            " the end of the expression",
+            "two values in a row: put an operator between them, like + or >= or and",
             (1, 3, 1, 4),
+        ),
+        (
+            "(a b)",
+            "unexpected 'b', expected '(', ')', '*' or '/', '+' or '-', '.', 'and', 'or', a comparison",
+            "two values in a row: put an operator between them, like + or >= or and",
+            (1, 4, 1, 5),
         ),
         (
             "a ^ 2",
