@@ -142,7 +142,7 @@ def _position_result(
     mark = state.market.get(position["symbol"], {}).get("mark_price")
     distance = None
     if liquidation is not None and mark:
-        distance = -danger_direction(position) * (mark - liquidation) / mark
+        distance = -danger_direction(position, state.positions) * (mark - liquidation) / mark
     return PositionResult(
         position["symbol"],
         position["side"],

@@ -11,7 +11,7 @@ rounding modes refine the boundary within one tick first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -32,9 +32,27 @@ class SolvedPrice:
     boundary_tick: Decimal | None  # first tick where the condition holds
 
 
-def danger_direction(position: Mapping[str, Any]) -> int:
-    """-1 when falling prices hurt (long), +1 when rising prices hurt (short)."""
-    return -1 if position["side"] == "long" else 1
+def danger_direction(
+    position: Mapping[str, Any], positions: Iterable[Mapping[str, Any]] = ()
+) -> int:
+    """-1 when falling prices hurt, +1 when rising prices hurt: the position's own side decides.
+
+    Except for a cross position whose account (`positions`) also holds the other side of its
+    symbol (hedge mode): the account is liquidated, not the leg, so the net size of the
+    symbol's cross positions decides, and both legs get the account's liquidation price.
+    """
+    own = -1 if position["side"] == "long" else 1
+    if position["margin_mode"] != "cross":
+        return own
+    net = ZERO
+    hedged = False
+    for other in positions:
+        if other["margin_mode"] == "cross" and other["symbol"] == position["symbol"]:
+            net += other["size"] if other["side"] == "long" else -other["size"]
+            hedged = hedged or other["side"] != position["side"]
+    if not hedged or net == 0:
+        return own
+    return -1 if net > 0 else 1
 
 
 def _tick_search(holds: Callable[[int], bool], start: int, direction: int) -> int | None:
@@ -279,7 +297,7 @@ def solve_price(
             return None
         return value
 
-    direction = danger_direction(position)
+    direction = danger_direction(position, state.positions)
     k: int | None = None
     guess: Decimal | None = None
     formula = policy.expressions.get(rule.formula) if rule.formula else None

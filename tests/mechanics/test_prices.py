@@ -225,6 +225,39 @@ def test_over_collateralised_long_has_no_liquidation_price(usdm, margin):
     assert not result.triggered
 
 
+@pytest.mark.parametrize(
+    ("long_size", "short_size", "liquidation", "bankruptcy"),
+    [
+        # Net long 0.5: 5,000 + 0.5 (P - 100,000) = (0.005 P - 50) + 0.004 · 0.5 P at the boundary
+        # (the short's 45,588 notional is bracket 1): P = 44,950 / 0.493 = 91,176.47…; bankrupt
+        # at 5,000 + 0.5 (P - 100,000) = 0, P = 90,000.
+        ("1", "0.5", D("91176.4"), D("90000.0")),
+        # Net short 0.5: rising prices hurt. Both legs in bracket 2 at the boundary:
+        # 0.005 · 0.5 P - 50 + 0.005 P - 50 = 5,000 - 0.5 (P - 100,000), P = 55,100 / 0.5075
+        # = 108,571.43…, the lowest tick above is 108,571.5; bankrupt at P = 110,000.
+        ("0.5", "1", D("108571.5"), D("110000.0")),
+    ],
+)
+def test_hedged_cross_legs_share_the_account_liquidation_price(
+    usdm, long_size, short_size, liquidation, bankruptcy
+):
+    """Hedge mode: the account, not the leg, is liquidated, so both legs report the price at
+    which the account's trigger holds, found in the direction of the net exposure."""
+    results = evaluate(
+        usdm,
+        [
+            position(side="long", size=long_size, entry="100000", mode="cross", leverage="20"),
+            position(side="short", size=short_size, entry="100000", mode="cross", leverage="20"),
+        ],
+        {"BTCUSDT": "100000"},
+        wallet="5000",
+    )
+    for result in results:
+        assert (result.liquidation_price, result.bankruptcy_price) == (liquidation, bankruptcy)
+        assert result.distance_to_liquidation is not None
+        assert result.distance_to_liquidation > 0
+
+
 def test_triggered_short_far_above_its_price_still_reports_it(usdm):
     """Regression: a triggered short whose mark is over twice its liquidation price reported None
     (the solver's walk back towards safety gave up when it stepped below tick 1)."""
