@@ -161,7 +161,9 @@ def _secant_boundary(
         if (guess - b) * toward <= 0:
             guess = b + toward * abs(b - a) * 2
         a, fa = b, fb
-        b = on_grid(limit(guess, a))
+        # The secant points at or below the lowest price: look there at once (a long that no
+        # falling price liquidates is then found in one step, not by halving down to a tick).
+        b = tick if toward < 0 and guess <= tick else on_grid(limit(guess, a))
     else:
         return None
     if fb == 0:
