@@ -20,31 +20,7 @@ from engine.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "binance-usdm"
 
-ALICE: dict[str, Any] = {
-    "id": "alice",
-    "wallet_balance": "10000",
-    "positions": [
-        {
-            "symbol": "BTCUSDT",
-            "side": "long",
-            "size": "2",
-            "entry_price": "60000",
-            "margin_mode": "isolated",
-            "isolated_margin": "12000",
-            "leverage": "10",
-        }
-    ],
-    "market": {
-        "BTCUSDT": {
-            "mark_price": "59000",
-            "last_price": "58990",
-            "index_price": "59010",
-            "previous_mark_price": "59500",
-            "book_depth": "2500000",
-            "average_book_depth": "5000000",
-        }
-    },
-}
+ALICE: dict[str, Any] = json.loads((ROOT / "examples" / "alice.json").read_text("utf-8"))
 
 
 @pytest.fixture(autouse=True)

@@ -22,22 +22,7 @@ from engine.mechanics.batch import MAX_DEPTH, evaluate_lines, parse_line
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "binance-usdm"
 
-ALICE: dict[str, Any] = {
-    "id": "alice",
-    "wallet_balance": "10000",
-    "positions": [
-        {
-            "symbol": "BTCUSDT",
-            "side": "long",
-            "size": "2",
-            "entry_price": "60000",
-            "margin_mode": "isolated",
-            "isolated_margin": "12000",
-            "leverage": "10",
-        }
-    ],
-    "market": {"BTCUSDT": {"mark_price": "59000"}},
-}
+ALICE: dict[str, Any] = json.loads((ROOT / "examples" / "alice.json").read_text("utf-8"))
 
 
 def account(name: str, **position: object) -> dict[str, Any]:
