@@ -13,7 +13,8 @@ The public Python API (guide: ``docs/api.md``)::
                          "flash-crash-2025-10-10")  # -> Comparison (simulate: one policy)
 
 Everything listed in ``__all__`` is stable API; other modules are internal.  Errors are
-:class:`EngineError` subclasses carrying :class:`Diagnostic` objects (``engine.errors``).
+:class:`EngineError` subclasses carrying :class:`Diagnostic` objects (``engine.errors``); an
+:class:`InternalError` means liqpolicy itself is wrong.
 """
 
 from engine._version import __version__ as __version__
@@ -32,10 +33,13 @@ from engine.dsl import compile_expression as compile_expression
 from engine.dsl import parse_expression as parse_expression
 from engine.dsl import print_expression as print_expression
 from engine.dsl.check import Scope as Scope
+from engine.errors import ConservationError as ConservationError
+from engine.errors import DiagnosticError as DiagnosticError
 from engine.errors import EngineError as EngineError
 from engine.errors import EvaluationError as EvaluationError
 from engine.errors import ExpressionError as ExpressionError
 from engine.errors import InputError as InputError
+from engine.errors import InternalError as InternalError
 from engine.errors import PolicyError as PolicyError
 from engine.mechanics.accounts import Account as Account
 from engine.mechanics.accounts import parse_account as parse_account
@@ -60,12 +64,15 @@ __all__ = [
     "AccountResult",
     "Book",
     "Comparison",
+    "ConservationError",
     "Diagnostic",
+    "DiagnosticError",
     "EngineError",
     "EvaluationError",
     "ExampleResult",
     "ExpressionError",
     "InputError",
+    "InternalError",
     "Policy",
     "PolicyError",
     "PositionResult",

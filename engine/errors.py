@@ -1,16 +1,20 @@
 """Exceptions raised on purpose by liqpolicy.
 
-Hierarchy (catch by phase)::
+Two roots, because callers must tell a user's mistake from liqpolicy's own (catch by phase)::
 
-    EngineError                  root of every exception raised on purpose
-    ├── PolicyError (ValueError) a policy, account or scenario file cannot be used;
-    │                            carries every diagnostic found, sorted by position
-    │   └── ExpressionError      an expression did not parse or check (CLI `expr`, API)
-    ├── EvaluationError          a checked expression failed at run time: division by zero,
-    │                            overflow, missing input, value out of a table's range
-    └── InputError (ValueError)  an account or market input is malformed
+    EngineError                      root of every user-input error: CLI exit 2, HTTP 4xx
+    ├── DiagnosticError (ValueError) carries every diagnostic found, sorted by position
+    │   ├── PolicyError              a policy, account or scenario file cannot be used
+    │   │   └── ExpressionError      an expression did not parse or check (CLI `expr`, API)
+    │   └── InputError               an account or market input is malformed
+    └── EvaluationError              a checked expression failed at run time: division by zero,
+                                     overflow, missing input, value out of a table's range
 
-User mistakes are always one of these; anything else escaping the engine is a bug.
+    InternalError                    liqpolicy itself is wrong: CLI exit 3, HTTP 500
+    └── ConservationError            a simulation created or destroyed money
+
+User mistakes are always an :class:`EngineError`; an :class:`InternalError`, or any other
+exception escaping the engine, is a bug.
 """
 
 from __future__ import annotations
@@ -24,26 +28,25 @@ class EngineError(Exception):
     """Root of every exception liqpolicy raises on purpose."""
 
 
-class PolicyError(EngineError, ValueError):
-    """Input could not be used; `diagnostics` holds every problem found, sorted."""
+class DiagnosticError(EngineError, ValueError):
+    """Input could not be used; `diagnostics` holds every problem found, sorted by position."""
 
     def __init__(self, message: str = "", *, diagnostics: Sequence[Diagnostic] = ()) -> None:
         ordered = tuple(sort_diagnostics(diagnostics))
         super().__init__(message or render_all(ordered))
         self.diagnostics: tuple[Diagnostic, ...] = ordered
+
+
+class PolicyError(DiagnosticError):
+    """A policy, account or scenario file could not be used."""
 
 
 class ExpressionError(PolicyError):
     """An expression failed to parse or type-check."""
 
 
-class InputError(EngineError, ValueError):
+class InputError(DiagnosticError):
     """Account, position or market input is malformed; `diagnostics` locate the fields."""
-
-    def __init__(self, message: str = "", *, diagnostics: Sequence[Diagnostic] = ()) -> None:
-        ordered = tuple(sort_diagnostics(diagnostics))
-        super().__init__(message or render_all(ordered))
-        self.diagnostics: tuple[Diagnostic, ...] = ordered
 
 
 class EvaluationError(EngineError):
@@ -76,3 +79,11 @@ class EvaluationError(EngineError):
         where = f"{self.span.location()}: " if self.span is not None else ""
         values = ", ".join(f"{name} = {value}" for name, value in self.values)
         return f"{where}{message}" + (f" ({values})" if values else "")
+
+
+class InternalError(Exception):
+    """Root of failures that mean liqpolicy itself is wrong, never the input (exit 3, HTTP 500)."""
+
+
+class ConservationError(InternalError):
+    """Money was created or destroyed: the simulation refuses to report."""

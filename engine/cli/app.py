@@ -31,7 +31,7 @@ from engine.cli import (
 )
 from engine.cli.command import EXIT_CODES_HELP, Command, Exit, UsageError
 from engine.cli.output import Output
-from engine.errors import EngineError, EvaluationError, InputError, PolicyError
+from engine.errors import DiagnosticError, EngineError, EvaluationError
 
 # The registry: adding a command is writing engine/cli/<name>.py with a COMMAND and listing it
 # here.  `liqpolicy --help` shows them in this order.
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> int:
         return int(command.run(args, output))
     except UsageError as error:
         output.error(error.message, error.hint)
-    except (PolicyError, InputError) as error:
+    except DiagnosticError as error:
         output.diagnostics(error.diagnostics)
     except EvaluationError as error:
         output.diagnostics([error.diagnostic()])
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:
         output.message(f"{PROG}: interrupted")
         return 130
-    except Exception as error:
+    except Exception as error:  # an InternalError, or any other bug
         if debug:
             traceback.print_exception(error, file=stderr)
         detail = f"{type(error).__name__}: {error}".rstrip(": ")

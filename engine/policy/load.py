@@ -53,6 +53,20 @@ def resolve_policy_path(reference: str | Path) -> Path:
     return shipped if shipped.is_file() else path
 
 
+def default_settlement_currency(kind: str, instrument: str) -> str:
+    """The quote of `BASE/QUOTE` for a linear contract, its base for an inverse one.
+
+    A ccxt-style settle suffix (`BTC/USD:BTC`) wins; a name without `/` is its own currency.
+    """
+    name, _, settle = instrument.partition(":")
+    if settle:
+        return settle
+    base, slash, quote = name.partition("/")
+    if not slash:
+        return name
+    return base if kind == "inverse" else quote
+
+
 def digest_of(data: Any) -> str:
     """Content digest of the merged policy data: formatting and comments do not change it."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
@@ -199,6 +213,8 @@ class _Builder:
                 MappingProxyType(record),
                 spec.get("instrument", symbol),
                 parse_decimal(str(spec["quantity_step"])) if "quantity_step" in spec else None,
+                spec.get("settlement_currency")
+                or default_settlement_currency(spec["kind"], spec.get("instrument", symbol)),
             )
         generic = None
         if tier_type is not None:
@@ -450,6 +466,8 @@ class _Builder:
             waterfall=build_waterfall(data),
             data=MappingProxyType(data),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
+            valid_from=data.get("valid_from"),
+            valid_until=data.get("valid_until"),
         )
 
 

@@ -38,6 +38,7 @@ class Market:
     record: Mapping[str, Any] = field(repr=False)  # the static part of the `market` record
     instrument: str = ""  # venue-neutral name, e.g. "BTC/USDT" (defaults to the symbol)
     quantity_step: Decimal | None = None
+    settlement_currency: str = ""  # what margin, PnL and fees are counted in, e.g. "USDT"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ class Policy:
     waterfall: Waterfall = field(repr=False)
     data: Mapping[str, Any] = field(repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)
+    valid_from: str | None = None  # first day the modelled rulebook was in force (YYYY-MM-DD)
+    valid_until: str | None = None  # last day it was in force; None: still in force
 
     @property
     def trigger(self) -> CompiledExpression:

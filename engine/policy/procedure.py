@@ -23,6 +23,7 @@ EXPRESSION_SLOTS: tuple[tuple[tuple[str, ...], Type, str], ...] = (
     (("liquidation", "bankruptcy_price", "formula"), NUMBER, "the bankruptcy price formula"),
     (("liquidation", "steps", "*", "when"), BOOL, "a step's condition"),
     (("liquidation", "steps", "*", "quantity"), NUMBER, "a step's quantity"),
+    (("liquidation", "steps", "*", "limit_price"), NUMBER, "a step's limit price"),
     (("liquidation", "fill", "price"), NUMBER, "the fill price"),
     (("liquidation", "fill", "settlement_price"), NUMBER, "the settlement price"),
     (("liquidation", "fees", "*", "amount"), NUMBER, "a fee amount"),
@@ -30,6 +31,7 @@ EXPRESSION_SLOTS: tuple[tuple[tuple[str, ...], Type, str], ...] = (
     (("liquidation", "surplus_to_insurance_fund"), NUMBER, "the surplus rule"),
     (("waterfall", "adl", "ranking"), NUMBER, "the ADL ranking"),
     (("waterfall", "adl", "eligible"), BOOL, "the ADL eligibility"),
+    (("waterfall", "adl", "price"), NUMBER, "the ADL price"),
     (("charges", "*", "amount"), NUMBER, "a charge amount"),
 )
 
@@ -87,6 +89,7 @@ class Step:
     repeat: int
     when: str | None  # expression keys
     quantity: str | None
+    limit_price: str | None = None  # `reduce` only: an immediate-or-cancel limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,7 @@ def build_procedure(data: Mapping[str, Any]) -> Procedure:
             repeat=int(step.get("repeat", 1)),
             when=_key_if(step, "when", "liquidation", "steps", i),
             quantity=_key_if(step, "quantity", "liquidation", "steps", i),
+            limit_price=_key_if(step, "limit_price", "liquidation", "steps", i),
         )
         for i, step in enumerate(liquidation.get("steps", []))
     )
@@ -194,6 +198,8 @@ class Waterfall:
     pool: str
     adl_ranking: str | None
     adl_eligible: str | None
+    adl_mode: str  # replace_market_sale | after_market_sale
+    adl_price: str | None  # expression key; None: the bankrupt order's bankruptcy price
     adl_refresh_seconds: int
     clawback_cap: Decimal
     clawback_base: str
@@ -227,6 +233,8 @@ def build_waterfall(data: Mapping[str, Any]) -> Waterfall:
         pool=spec.get("insurance_fund", {}).get("pool", "shared"),
         adl_ranking=_key_if(adl, "ranking", "waterfall", "adl"),
         adl_eligible=_key_if(adl, "eligible", "waterfall", "adl"),
+        adl_mode=adl.get("mode", "replace_market_sale"),
+        adl_price=_key_if(adl, "price", "waterfall", "adl"),
         adl_refresh_seconds=int(adl.get("refresh_seconds", 0)),
         clawback_cap=parse_decimal(str(cap)) if cap is not None else Decimal(1),
         clawback_base=clawback.get("base", "equity"),

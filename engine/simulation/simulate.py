@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from engine.errors import EngineError, InputError
+from engine.errors import ConservationError, EngineError, InputError
 from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import liquidate
 from engine.mechanics.state import AccountState, Evaluator
@@ -31,10 +31,6 @@ from engine.simulation.waterfall import Waterfall
 from engine.source import Diagnostic
 
 Progress = Callable[[int, int], None]
-
-
-class ConservationError(EngineError):
-    """Money was created or destroyed: the simulation refuses to report (a bug, never input)."""
 
 
 def _symbols_by_instrument(policy: Policy, scenario: Scenario) -> dict[str, list[str]]:

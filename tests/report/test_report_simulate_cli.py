@@ -9,6 +9,7 @@ import pytest
 
 from engine.cli import main
 from engine.cli.simulate import ProgressBar
+from engine.errors import ConservationError
 
 SUMMARY_KEYS = {
     "policy",
@@ -212,3 +213,20 @@ def test_progress_bar_short_runs(total):
     for step in range(1, total + 1):
         bar(step, total)
     assert f"100 %  {total}/{total} steps" in stream.getvalue()
+
+
+def test_a_conservation_failure_is_an_internal_error_exit_3(
+    capsys, monkeypatch, book_path, scenario_path
+):
+    """A leak means liqpolicy is wrong, not the input: exit 3 and a bug report, never exit 2."""
+
+    def leak(self, time):
+        raise ConservationError(f"money is not conserved at t={time}")
+
+    monkeypatch.setattr("engine.simulation.simulate._Simulation.check_conservation", leak)
+    code, out, err = call(
+        capsys, "simulate", "binance-usdm", "--book", book_path, "--scenario", scenario_path
+    )
+    assert code == 3
+    assert out == ""
+    assert "internal error" in err and "ConservationError" in err and "not conserved" in err

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.errors import ConservationError
 from engine.server.wire import Request
 
 EVALUATE = "/v1/policies/binance-usdm/evaluate"
@@ -588,3 +589,16 @@ def test_http_10_and_header_case(small):
     assert status == 200
     assert health["status"] == "ok"
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_conservation_failure_is_a_500_not_a_422(client, monkeypatch):
+    """An internal error (money not conserved) is the server's fault: 500, never a 4xx."""
+
+    def leak(self, time):
+        raise ConservationError(f"money is not conserved at t={time}")
+
+    monkeypatch.setattr("engine.simulation.simulate._Simulation.check_conservation", leak)
+    body = {"policies": ["binance-usdm"], "accounts": [BOOK_ACCOUNT], "scenario": "short-squeeze"}
+    reply = client.post("/v1/compare", body)
+    assert reply.status == 500
+    assert "not conserved" not in reply.body.decode()
