@@ -8,8 +8,8 @@ what the margin cannot cover becomes the shortfall handed to the loss waterfall.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,15 @@ from engine.dsl.runtime import Frame
 from engine.mechanics.prices import bankruptcy_price
 from engine.mechanics.state import AccountState, Evaluator
 from engine.mechanics.statement import LineItem, Order, Statement, event_id, reconcile
+from engine.mechanics.takeover import (
+    Sale,
+    largest_quantity,
+    no_worse,
+    position_notional,
+    position_pnl,
+    quantity_grid,
+    snapshot_sale,
+)
 from engine.mechanics.trace import subject_of
 from engine.numbers import ZERO, format_decimal
 from engine.policy.procedure import Step
@@ -39,6 +48,8 @@ class Liquidation:
     steps: tuple[StepRecord, ...]
     takeover_result: Decimal  # to (positive) or from (negative) the insurance fund
     fees_to: Mapping[str, Decimal]  # recipient -> amount
+    # Bankrupt orders for the loss waterfall (simulations only; see engine/mechanics/takeover.py)
+    sales: tuple[Sale, ...] = field(default=(), compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +121,8 @@ class _Run:
         self.takeover = ZERO
         self.fees_to: dict[str, Decimal] = {}
         self.eager_bankruptcy = True
+        self.want_sales = False
+        self.sales: list[Sale] = []
 
     def frame(self, position: Mapping[str, Any], order: Mapping[str, Any] | None = None) -> Frame:
         context = self.evaluator.context(self.state)
@@ -130,19 +143,87 @@ class _Run:
         return bool(self.evaluator.expression("liquidation.trigger", self.frame(position)))
 
     def pnl(self, position: Mapping[str, Any], quantity: Decimal, price: Decimal) -> Decimal:
-        context = self.evaluator.context(self.state)
-        frame = context.frame_for(position)
-        market = {**(frame.market or {}), "mark_price": price}
-        probe = Frame({**position, "size": quantity}, context.account, market, context)
-        value: Decimal = self.policy.program.definitions["unrealized_pnl"](probe)
-        return value
+        return position_pnl(
+            self.evaluator, self.evaluator.context(self.state), position, quantity, price
+        )
 
     def notional(self, position: Mapping[str, Any], quantity: Decimal) -> Decimal:
-        context = self.evaluator.context(self.state)
-        frame = context.frame_for(position)
-        probe = Frame({**position, "size": quantity}, context.account, frame.market, context)
-        value: Decimal = self.policy.program.definitions["notional"](probe)
-        return value
+        return position_notional(
+            self.evaluator, self.evaluator.context(self.state), position, quantity
+        )
+
+    def solver(self, position: Mapping[str, Any]) -> Callable[[], Decimal | None]:
+        """The position's bankruptcy price, solved once on first call (shared by an IOC's probes)."""
+        found: list[Decimal | None] = []
+
+        def solve() -> Decimal | None:
+            if not found:
+                found.append(bankruptcy_price(self.evaluator, self.state, position).price)
+            return found[0]
+
+        return solve
+
+    def order_record(
+        self,
+        position: Mapping[str, Any],
+        quantity: Decimal,
+        number: int,
+        margin_before: Decimal,
+        solve: Callable[[], Decimal | None] | None,
+    ) -> _Order:
+        order = _Order(
+            {
+                "kind": "liquidation" if solve is not None else "offset",
+                "quantity": quantity,
+                "notional": self.notional(position, quantity),
+                "is_partial": quantity < position["size"],
+                "step": Decimal(number),
+                "margin_before": margin_before,
+            }
+        )
+        if solve is not None:
+            # Solved on first read: a simulation skips it for orders no rule prices with it.
+            order.solve = solve
+            order.mark = self.state.market[position["symbol"]]["mark_price"]
+        return order
+
+    def fill_limited(
+        self, position: dict[str, Any], wanted: Decimal, step: Step
+    ) -> tuple[Decimal, Decimal, Callable[[], Decimal | None]]:
+        """An immediate-or-cancel order: how much of `wanted` fills no worse than the limit.
+
+        The policy's fill price is evaluated at each candidate quantity (untraced: only the
+        limit, the outcome and the final order's fill appear in a trace).
+        """
+        assert step.limit_price is not None
+        number = len(self.orders) + 1
+        solve = self.solver(position)
+        margin_before = self.evaluator.definition("margin_balance", self.frame(position))
+        probe = self.order_record(position, wanted, number, margin_before, solve)
+        limit: Decimal = self.evaluator.expression(
+            step.limit_price, self.frame(position, probe), "limit price"
+        )
+        fill_rule = self.policy.expression(self.procedure.fill_price)
+        mark = self.state.market[position["symbol"]]["mark_price"]
+
+        def fills(quantity: Decimal) -> bool:
+            if fill_rule is None:
+                return no_worse(position["side"], mark, limit)
+            order = self.order_record(position, quantity, number, margin_before, solve)
+            price: Decimal = fill_rule.run(self.frame(position, order))
+            return no_worse(position["side"], price, limit)
+
+        grid = quantity_grid(self.policy, position["symbol"], wanted)
+        filled = largest_quantity(wanted, grid, fills)
+        self.evaluator.note(
+            "order",
+            step.name,
+            f"immediate-or-cancel at limit {format_decimal(limit)}: filled "
+            f"{format_decimal(filled)} of {format_decimal(wanted)}, cancelled "
+            f"{format_decimal(wanted - filled)}",
+            subject_of(self.frame(position)),
+        )
+        return filled, limit, solve
 
     def execute(
         self,
@@ -152,30 +233,27 @@ class _Run:
         label: str,
         *,
         offset: bool = False,
+        solve: Callable[[], Decimal | None] | None = None,
+        requested: Decimal | None = None,
+        limit: Decimal | None = None,
     ) -> None:
-        """Close `quantity` of `position`: an offset leg trades at the mark without fees."""
+        """Close `quantity` of `position`: an offset leg trades at the mark without fees.
+
+        `requested` and `limit` describe an immediate-or-cancel order that filled `quantity`.
+        """
         number = len(self.orders) + 1
         symbol, side = position["symbol"], position["side"]
         mark: Decimal = self.state.market[symbol]["mark_price"]
         frame = self.frame(position)
         margin_before: Decimal = self.evaluator.definition("margin_balance", frame)
         is_partial = quantity < position["size"]
-        order = _Order(
-            {
-                "kind": "offset" if offset else "liquidation",
-                "quantity": quantity,
-                "notional": self.notional(position, quantity),
-                "is_partial": is_partial,
-                "step": Decimal(number),
-                "margin_before": margin_before,
-            }
+        if not offset and solve is None:
+            solve = self.solver(position)
+        order = self.order_record(
+            position, quantity, number, margin_before, None if offset else solve
         )
-        if not offset:
-            # Solved on first read: a simulation skips it for orders no rule prices with it.
-            order.solve = lambda: bankruptcy_price(self.evaluator, self.state, position).price
-            order.mark = mark
-            if self.eager_bankruptcy:
-                order["bankruptcy_price"]  # reading solves it, for the statement
+        if not offset and self.eager_bankruptcy:
+            order["bankruptcy_price"]  # reading solves it, for the statement
         fill = mark
         if self.procedure.fill_price and not offset:
             fill = self.evaluator.expression(
@@ -246,8 +324,13 @@ class _Run:
             margin_before,
             available,
             "offset" if offset else "liquidation",
+            order["notional"],
+            requested,
+            limit,
         )
         self.orders.append(record)
+        if self.want_sales and not offset and (settle != fill or shortfall > 0):
+            self.sales.append(self.sale(position, order, record))
         balance = self.unit.balance_name
         self.items.append(
             LineItem(
@@ -287,6 +370,20 @@ class _Run:
             f"closed {format_decimal(quantity)} at {format_decimal(fill)}",
             subject_of(frame),
         )
+
+    def sale(self, position: Mapping[str, Any], order: _Order, record: Order) -> Sale:
+        """The bankrupt order for the loss waterfall, evaluated as the account is now."""
+        waterfall = self.policy.waterfall
+        adl_price: Decimal | None = None
+        if "adl" in waterfall.order:
+            if waterfall.adl_price is not None:
+                adl_price = self.evaluator.expression(
+                    waterfall.adl_price, self.frame(position, order), "ADL price"
+                )
+            else:
+                adl_price = order["bankruptcy_price"]
+        order["bankruptcy_price"]  # the snapshot keeps every field a later fill may read
+        return snapshot_sale(self.evaluator, self.state, position, order, record, adl_price)
 
     def other_cross_pnl(self, position: Mapping[str, Any]) -> Decimal:
         """Unrealised PnL of the unit's other open cross positions, at the mark."""
@@ -340,6 +437,7 @@ class _Run:
             )
         closed = ZERO
         orders = 0
+        cancelled = ZERO
         for _ in range(step.repeat if step.kind == "reduce" else 1_000):
             position = self.largest()
             if position is None or not self.triggered():
@@ -352,16 +450,38 @@ class _Run:
                 quantity = position["size"]
             if quantity == 0:
                 break
-            self.execute(position, quantity, step, step.name)
+            if step.limit_price is None:
+                self.execute(position, quantity, step, step.name)
+            else:
+                filled, limit, solve = self.fill_limited(position, quantity, step)
+                cancelled += quantity - filled
+                if filled:
+                    self.execute(
+                        position,
+                        filled,
+                        step,
+                        step.name,
+                        solve=solve,
+                        requested=quantity,
+                        limit=limit,
+                    )
+                quantity = filled
             closed += quantity
-            orders += 1
+            orders += 1 if quantity else 0
+            if cancelled:  # the book holds nothing more at the limit: the order's rest is gone
+                break
+        cancel_note = f"; {format_decimal(cancelled)} cancelled at the limit" if cancelled else ""
         if not orders:
-            return StepRecord(step.name, step.kind, "no effect", "nothing to close")
+            detail = (
+                "nothing filled at or better than the limit" if cancelled else "nothing to close"
+            )
+            return StepRecord(step.name, step.kind, "no effect", detail + cancel_note)
         return StepRecord(
             step.name,
             step.kind,
             "executed",
-            f"{orders} order{'s' if orders != 1 else ''}, {format_decimal(closed)} contract{'s' if closed != 1 else ''}",
+            f"{orders} order{'s' if orders != 1 else ''}, "
+            f"{format_decimal(closed)} contract{'s' if closed != 1 else ''}{cancel_note}",
         )
 
 
@@ -372,15 +492,18 @@ def liquidate(
     inputs: Any,
     *,
     report_bankruptcy: bool = True,
+    sales: bool = False,
 ) -> Liquidation:
     """Liquidate one unit of `state` in place and return its statement.
 
     With `report_bankruptcy=False` (simulations) an order's bankruptcy price is solved only
-    when one of the policy's rules reads it, and the statement reports it only then.
+    when one of the policy's rules reads it, and the statement reports it only then.  With
+    `sales` (simulations) every bankrupt order is also described for the loss waterfall.
     """
     unit = _Unit(state, positions)
     run = _Run(evaluator, state, unit)
     run.eager_bankruptcy = report_bankruptcy
+    run.want_sales = sales
     starting = unit.margin
     run.items.append(
         LineItem("starting_margin", "margin before liquidation", starting, unit.balance_name)
@@ -493,4 +616,6 @@ def liquidate(
         fully_liquidated=fully,
         reconciliation_error=error,
     )
-    return Liquidation(statement, tuple(run.records), run.takeover, dict(run.fees_to))
+    return Liquidation(
+        statement, tuple(run.records), run.takeover, dict(run.fees_to), tuple(run.sales)
+    )

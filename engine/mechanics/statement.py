@@ -56,10 +56,17 @@ class Order:
     margin_before: Decimal
     margin_after: Decimal
     kind: str = "liquidation"  # or "offset": a self-trade leg at the mark
+    notional: Decimal = ZERO  # the policy's `notional` of the closed contracts, at the mark
+    requested: Decimal | None = None  # an immediate-or-cancel order: contracts asked for
+    limit_price: Decimal | None = None  # …and its limit; `requested - quantity` was cancelled
 
     @property
     def fees_collected(self) -> Decimal:
         return sum((collected for _, _, _, collected, _ in self.fees), ZERO)
+
+    @property
+    def cancelled(self) -> Decimal:
+        return self.requested - self.quantity if self.requested is not None else ZERO
 
     def as_dict(self) -> dict[str, Any]:
         show = format_decimal
@@ -70,6 +77,10 @@ class Order:
             "symbol": self.symbol,
             "side": self.side,
             "quantity": show(self.quantity),
+            "notional": show(self.notional),
+            "requested_quantity": show(self.requested) if self.requested is not None else None,
+            "cancelled_quantity": show(self.cancelled),
+            "limit_price": show(self.limit_price) if self.limit_price is not None else None,
             "is_partial": self.is_partial,
             "mark_price": show(self.mark_price),
             "fill_price": show(self.fill_price),

@@ -337,6 +337,14 @@ class _Builder:
                         f"step '{step['name']}' reduces but has no `quantity`",
                         self.at(("liquidation", "steps", index)),
                     )
+                if step["kind"] != "reduce" and "limit_price" in step:
+                    self.error(
+                        "E418",
+                        f"step '{step['name']}' is a `{step['kind']}` step but has a `limit_price`",
+                        self.at(("liquidation", "steps", index, "limit_price"), True),
+                        "only `reduce` steps place an immediate-or-cancel order with a limit; "
+                        "remove the limit or make the step `kind: reduce`",
+                    )
         return result
 
     def residual(self, expr: ast.Expr, scope: Scope) -> ast.Expr:

@@ -88,6 +88,12 @@ def liquidation_lines(liquidation: Liquidation) -> list[str]:
             f"{order.side} ({partial}); mark {money(order.mark_price)}, fill {money(order.fill_price)}, "
             f"settled at {money(order.settlement_price)}"
         )
+        if order.requested is not None and order.limit_price is not None:
+            lines.append(
+                f"       immediate-or-cancel: {money(order.requested)} requested at limit "
+                f"{money(order.limit_price)}, {money(order.quantity)} filled, "
+                f"{money(order.cancelled)} cancelled"
+            )
     lines.append(f"  statement ({statement.balance}):")
     width = max(
         (len(_label(item.kind, item.name, item.order)) for item in statement.items), default=10

@@ -71,11 +71,11 @@ def statuses(liquidation: Liquidation) -> list[tuple[str, str]]:
 # --- the stepped example -------------------------------------------------------------------
 
 
-def test_erin_statement_items_exactly(usdm):
-    """binance-usdm example `erin`: one reduce to bracket 1 at the fill, then the takeover.
+def test_erin_statement_items_exactly(market_ioc):
+    """Example `erin` with a market IOC: one reduce to bracket 1 at the fill, then the takeover.
 
     Fills round to the tick (floor for a long): 54,200 less 1.168552 % → 53,566.6."""
-    liquidation = erin(usdm)
+    liquidation = erin(market_ioc)
     assert items(liquidation) == [
         ("starting_margin", "margin before liquidation", D("12000"), ISOLATED, None, None),
         ("pnl_at_mark", "closed 1.078 BTCUSDT long at mark", D("-6252.4"), ISOLATED, 1, None),
@@ -139,8 +139,8 @@ def test_erin_statement_items_exactly(usdm):
     assert liquidation.fees_to == {"insurance_fund": D("175.2828")}
 
 
-def test_settlement_at_the_bankruptcy_price_sends_the_fill_difference_to_the_takeover(usdm):
-    liquidation = erin(usdm)
+def test_settlement_at_the_bankruptcy_price_sends_the_fill_difference_to_the_takeover(market_ioc):
+    liquidation = erin(market_ioc)
     first, second = liquidation.statement.orders
     assert first.takeover_result == 0  # step 1 settles at its own fill
     assert second.settlement_price == second.bankruptcy_price == D("54696.8")
@@ -154,7 +154,7 @@ def test_settlement_at_the_bankruptcy_price_sends_the_fill_difference_to_the_tak
     assert second.pnl_at_mark + second.slippage == -(first.margin_after + second.shortfall)
 
 
-def test_settlement_at_the_fill_price_leaves_the_trader_the_slippage(usdm, variant):
+def test_settlement_at_the_fill_price_leaves_the_trader_the_slippage(market_ioc, variant):
     at_fill = variant(
         "settle-at-fill",
         """\
@@ -169,14 +169,14 @@ def test_settlement_at_the_fill_price_leaves_the_trader_the_slippage(usdm, varia
     # the whole loss at the fill (not the bankruptcy price) is the trader's: a larger shortfall
     margin_left = liquidation.statement.orders[0].margin_after
     assert liquidation.statement.shortfall == D("0.922") * (60000 - second.fill_price) - margin_left
-    assert liquidation.statement.shortfall > erin(usdm).statement.shortfall
+    assert liquidation.statement.shortfall > erin(market_ioc).statement.shortfall
     assert liquidation.statement.reconciliation_error == 0
 
 
 # --- consumption order ---------------------------------------------------------------------
 
 
-def test_consumption_order_decides_what_is_waived_and_what_is_shortfall(usdm, variant):
+def test_consumption_order_decides_what_is_waived_and_what_is_shortfall(market_ioc, variant):
     fees_first = variant(
         "fees-first",
         """\
@@ -184,8 +184,8 @@ def test_consumption_order_decides_what_is_waived_and_what_is_shortfall(usdm, va
           consumption_order: [fees, loss, slippage]
         """,
     )
-    assert usdm.procedure.consumption_order == ("loss", "slippage", "fees")
-    last = erin(usdm)  # fees last: the bankrupt order's fee is waived
+    assert market_ioc.procedure.consumption_order == ("loss", "slippage", "fees")
+    last = erin(market_ioc)  # fees last: the bankrupt order's fee is waived
     first = erin(fees_first)  # fees first: the fee is collected, the loss it displaces is shortfall
     fee = D("149.9172")  # 0.3 % * 0.922 * 54,200
     ((_, _, charged_last, collected_last, _),) = last.statement.orders[1].fees
@@ -525,3 +525,98 @@ def test_hedged_cross_pair_without_a_bankruptcy_price_settles_at_the_mark(usdm):
         assert hedged.bankruptcy_price is None  # reported honestly: there is none
         assert hedged.settlement_price == hedged.mark_price == D(50000)
         assert statement.reconciliation_error == 0 and statement.fully_liquidated
+
+
+# --- immediate-or-cancel orders --------------------------------------------------------------
+
+
+def test_ioc_fills_only_what_trades_at_or_above_the_bankruptcy_price(usdm):
+    """The shipped policy's IOC order: limit = bankruptcy price 54,000 (2 BTC long at 60,000,
+    isolated 12,000, mark 54,200, depth 2,500,000).
+
+    A sale of q BTC fills at floor_0.1(54,200 × (1 − q × 54,200 / 5,000,000)):
+    q = 0.340 → 54,200 − 199.75952 = 54,000.24… → 54,000.2 ≥ 54,000 (fills);
+    q = 0.341 → 54,200 − 200.34706 = 53,999.65… → 53,999.6 < 54,000 (would not).
+    So 0.34 of the 1.078 requested fill and 0.738 are cancelled.
+    """
+    liquidation = erin(usdm)
+    first, second = liquidation.statement.orders
+    assert (first.quantity, first.requested, first.limit_price, first.cancelled) == (
+        D("0.34"),
+        D("1.078"),
+        D("54000"),
+        D("0.738"),
+    )
+    assert first.fill_price == first.settlement_price == D("54000.2")
+    assert (second.quantity, second.requested, second.limit_price) == (D("1.66"), None, None)
+    assert liquidation.steps[1].detail == "1 order, 0.34 contracts; 0.738 cancelled at the limit"
+    data = first.as_dict()
+    assert (data["requested_quantity"], data["cancelled_quantity"], data["limit_price"]) == (
+        "1.078",
+        "0.738",
+        "54000",
+    )
+    assert second.as_dict()["cancelled_quantity"] == "0"
+
+
+def test_ioc_buying_back_a_short_fills_at_or_below_the_limit(usdm):
+    """2 BTC short at 60,000, isolated 12,000, mark 65,800: margin balance 12,000 − 2 × 5,800 =
+    400 < maintenance 131,600 × 0.5 % − 50 = 608, bankruptcy 60,000 + 12,000 / 2 = 66,000.
+
+    Requested 2 − 50,000 / 65,800 = 1.24012… → 1.241. A purchase of q BTC fills at
+    ceil_0.1(65,800 × (1 + q × 65,800 / 5,000,000)): q = 0.230 → 65,999.16… → 65,999.2 ≤ 66,000;
+    q = 0.231 → 66,000.03… → 66,000.1 > 66,000. So 0.23 fill and 1.011 are cancelled.
+    """
+    short = pos(side="short", margin="12000")
+    market = {"BTCUSDT": {**ERIN_MARKET, "mark_price": "65800"}}
+    [liquidation] = run(usdm, [short], market).liquidations
+    first = liquidation.statement.orders[0]
+    assert (first.quantity, first.requested, first.cancelled, first.fill_price) == (
+        D("0.23"),
+        D("1.241"),
+        D("1.011"),
+        D("65999.2"),
+    )
+    assert first.limit_price == D("66000")
+
+
+def test_ioc_that_fills_nothing_places_no_order(variant):
+    """A limit no fill reaches (twice the mark for a long being sold): nothing fills, the step
+    has no effect and the closing step takes the whole position."""
+    policy = variant(
+        "unreachable-limit",
+        """\
+        liquidation:
+          steps:
+            - name: reduce at an unreachable limit
+              kind: reduce
+              quantity: reduce_to_lower_bracket
+              limit_price: market.mark_price * 2
+            - {name: close, kind: close}
+        """,
+    )
+    liquidation = erin(policy)
+    [order] = liquidation.statement.orders
+    assert (order.step, order.quantity) == ("close", D("2"))
+    assert statuses(liquidation)[0] == ("reduce at an unreachable limit", "no effect")
+    assert liquidation.steps[0].detail == (
+        "nothing filled at or better than the limit; 1.078 cancelled at the limit"
+    )
+
+
+def test_ioc_fills_everything_when_the_whole_order_is_within_the_limit(variant):
+    """A limit below any fill a long's sale can reach: the whole requested quantity fills."""
+    policy = variant(
+        "loose-limit",
+        """\
+        liquidation:
+          steps:
+            - name: reduce
+              kind: reduce
+              quantity: reduce_to_lower_bracket
+              limit_price: market.mark_price / 2
+            - {name: close, kind: close}
+        """,
+    )
+    first = erin(policy).statement.orders[0]
+    assert (first.quantity, first.requested, first.cancelled) == (D("1.078"), D("1.078"), 0)
