@@ -59,13 +59,13 @@ def _naive(policy_id: str, book_path: str, scenario_id: str, sample_steps: int) 
     from engine.numbers import DECIMAL_CONTEXT
     from engine.policy.load import load_policy
     from engine.simulation.book import load_book
+    from engine.simulation.book_accounts import book_accounts, symbols_by_instrument
     from engine.simulation.scenario import load_scenario
-    from engine.simulation.simulate import _symbols_by_instrument, book_accounts
 
     policy = load_policy(policy_id)
     book = load_book(book_path)
     scenario = load_scenario(scenario_id)
-    instruments = _symbols_by_instrument(policy, scenario)
+    instruments = symbols_by_instrument(policy)
     market: dict[str, dict[str, Any]] = {s: {} for s in policy.markets}
     states = [AccountState(a, market) for a in book_accounts(policy, book, instruments)]
     times = scenario.times()

@@ -18,9 +18,10 @@ from engine.policy.load import load_policy
 from engine.policy.model import Policy
 from engine.report.compare_text import render_result
 from engine.simulation.book import load_book
+from engine.simulation.book_accounts import book_accounts, symbols_by_instrument
 from engine.simulation.model import Book, price_mismatches
 from engine.simulation.scenario import load_scenario
-from engine.simulation.simulate import book_accounts, simulate
+from engine.simulation.simulate import simulate
 
 BAR_WIDTH = 30
 
@@ -95,10 +96,7 @@ def read_book(reference: str) -> Book:
 def check_instruments(policies: list[Policy], book: Book) -> None:
     """Fail before simulating anything when a policy has no market for a book's instrument."""
     for policy in policies:
-        instruments: dict[str, list[str]] = {}
-        for symbol, market in policy.markets.items():
-            instruments.setdefault(market.instrument or symbol, []).append(symbol)
-        book_accounts(policy, book, instruments)
+        book_accounts(policy, book, symbols_by_instrument(policy))
 
 
 def emit(output: Output, text: str, destination: str | None) -> None:

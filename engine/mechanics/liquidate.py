@@ -8,7 +8,7 @@ what the margin cannot cover becomes the shortfall handed to the loss waterfall.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -60,23 +60,42 @@ class Liquidation:
         }
 
 
+class _Bankruptcy:
+    """A position's bankruptcy price, solved on first call and shared by the orders that ask
+    (an immediate-or-cancel order's probes and the order itself)."""
+
+    def __init__(self, evaluator: Evaluator, state: AccountState, position: Mapping[str, Any]):
+        self.evaluator, self.state, self.position = evaluator, state, position
+        self.asked = False
+        self.price: Decimal | None = None  # None: no price reaches bankruptcy
+
+    def __call__(self) -> Decimal | None:
+        if not self.asked:
+            self.price = bankruptcy_price(self.evaluator, self.state, self.position).price
+            self.asked = True
+        return self.price
+
+
 class _Order(dict[str, Any]):
     """The `order` record: `bankruptcy_price` is solved on first read (most orders never read it)."""
 
-    solve: Any = None
-    solved: Decimal | None = None  # what the solver found (None: no price reaches bankruptcy)
+    solve: _Bankruptcy | None = None
+    mark: Decimal | None = None
 
     def __missing__(self, key: str) -> Any:
         if key == "bankruptcy_price" and self.solve is not None:
-            self.solved = self.solve()
+            solved = self.solve()
             # No price of this market crosses the bankruptcy condition (e.g. a hedged cross
             # pair: the margin balance does not move with it): expressions read the mark.
-            value = self.solved if self.solved is not None else self.mark
+            value = solved if solved is not None else self.mark
             self[key] = value
             return value
         raise KeyError(key)
 
-    mark: Decimal | None = None
+    @property
+    def solved(self) -> Decimal | None:
+        """What the solver found, if anything asked (None otherwise)."""
+        return self.solve.price if self.solve is not None and self.solve.asked else None
 
 
 class _Unit:
@@ -152,16 +171,8 @@ class _Run:
             self.evaluator, self.evaluator.context(self.state), position, quantity
         )
 
-    def solver(self, position: Mapping[str, Any]) -> Callable[[], Decimal | None]:
-        """The position's bankruptcy price, solved once on first call (shared by an IOC's probes)."""
-        found: list[Decimal | None] = []
-
-        def solve() -> Decimal | None:
-            if not found:
-                found.append(bankruptcy_price(self.evaluator, self.state, position).price)
-            return found[0]
-
-        return solve
+    def solver(self, position: Mapping[str, Any]) -> _Bankruptcy:
+        return _Bankruptcy(self.evaluator, self.state, position)
 
     def order_record(
         self,
@@ -169,7 +180,7 @@ class _Run:
         quantity: Decimal,
         number: int,
         margin_before: Decimal,
-        solve: Callable[[], Decimal | None] | None,
+        solve: _Bankruptcy | None,
     ) -> _Order:
         order = _Order(
             {
@@ -189,7 +200,7 @@ class _Run:
 
     def fill_limited(
         self, position: dict[str, Any], wanted: Decimal, step: Step
-    ) -> tuple[Decimal, Decimal, Callable[[], Decimal | None]]:
+    ) -> tuple[Decimal, Decimal, _Bankruptcy]:
         """An immediate-or-cancel order: how much of `wanted` fills no worse than the limit.
 
         The policy's fill price is evaluated at each candidate quantity (untraced: only the
@@ -233,7 +244,7 @@ class _Run:
         label: str,
         *,
         offset: bool = False,
-        solve: Callable[[], Decimal | None] | None = None,
+        solve: _Bankruptcy | None = None,
         requested: Decimal | None = None,
         limit: Decimal | None = None,
     ) -> None:

@@ -19,6 +19,7 @@ from engine.report.compare_text import (
     curve_caption,
     curve_rows,
     fate_text,
+    pool_label,
     summary_rows,
 )
 from engine.simulation.compare import Comparison
@@ -39,7 +40,8 @@ th, td { padding: .3rem .6rem; border-bottom: 1px solid #ddd; vertical-align: to
 thead th { border-bottom: 2px solid #555; text-align: right; }
 thead th:first-child, td.text, th.text { text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-th.sub { font-weight: normal; padding-left: 1.6rem; }
+th.sub1 { font-weight: normal; padding-left: 1.6rem; }
+th.sub2 { font-weight: normal; padding-left: 3.2rem; }
 tr.group th { padding-top: .8rem; }
 tr.differs td.num { background: #fff7e0; }
 figure { margin: 1.5rem 0; } figcaption { font-size: .9rem; color: #444; }
@@ -64,14 +66,15 @@ def summary_table(comparison: Comparison) -> list[str]:
     lines += [f'<th scope="col">{_e(pid)}</th>' for pid in ids]
     lines.append("</tr></thead><tbody>")
     for row in summary_rows(comparison.results):
-        if row.values and row.values[0] is None:
+        indent = f" sub{row.level}" if row.level else ""
+        if row.heading:
             lines.append(
-                f'<tr class="group"><th scope="row" class="text" colspan="{len(ids) + 1}">'
-                f"{_e(row.label)}</th></tr>"
+                f'<tr class="group"><th scope="row" class="text{indent}" '
+                f'colspan="{len(ids) + 1}">{_e(row.label)}</th></tr>'
             )
             continue
         css = ' class="differs"' if row.differs else ""
-        header = "sub text" if row.level else "text"
+        header = f"text{indent}"
         cells = []
         for short, exact in zip(row.shown(), row.shown(shorten=False), strict=True):
             title = f' title="{_e(exact)}"' if short != exact else ""
@@ -85,26 +88,35 @@ def summary_table(comparison: Comparison) -> list[str]:
 
 
 def fund_chart(comparison: Comparison) -> str:
+    """One line per policy and insurance-fund pool: pools are never added together."""
     last = max((t for r in comparison.results for t, _ in r.insurance_fund_series), default=0)
     minutes = last > 180
     scale = 60.0 if minutes else 1.0
-    series = [
-        Series(r.policy_id, tuple((t / scale, float(v)) for t, v in r.insurance_fund_series))
-        for r in comparison.results
-    ]
-    lows = ", ".join(
-        f"{r.policy_id} from {money(r.insurance_fund['start'])} to a minimum of "
-        f"{money(r.insurance_fund['min'])}, ending at {money(r.insurance_fund['end'])}"
-        for r in comparison.results
-    )
+    series = []
+    lows = []
+    for result in comparison.results:
+        for pool, points in sorted(result.pool_series.items()):
+            label = pool_label(result, pool)
+            currency = result.pool_currencies.get(pool, result.currency)
+            series.append(
+                Series(
+                    f"{result.policy_id} {label} ({currency})",
+                    tuple((t / scale, float(v)) for t, v in points),
+                )
+            )
+            values = result.pools[pool]
+            lows.append(
+                f"{result.policy_id} pool {label} from {money(values['start'])} to a minimum of "
+                f"{money(values['min'])}, ending at {money(values['end'])} {currency}"
+            )
     return line_chart(
         chart_id="chart-insurance-fund",
         title=FUND_CHART,
-        description=f"Total insurance-fund balance at every step of the scenario, per policy: "
-        f"{lows}.",
+        description="Each insurance-fund pool's balance at every step of the scenario, per "
+        f"policy: {'; '.join(lows)}.",
         series=series,
         x_label="time since the scenario start (" + ("minutes)" if minutes else "seconds)"),
-        y_label="insurance fund (settlement currency)",
+        y_label="insurance fund, per pool (settlement currency)",
     )
 
 
@@ -243,7 +255,9 @@ def render_comparison_html(comparison: Comparison) -> str:
         "</section>",
         "<section>",
         "<h2>Charts</h2>",
-        *_figure(fund_chart(comparison), "Insurance fund (all pools together) at every step."),
+        *_figure(
+            fund_chart(comparison), "Each insurance-fund pool at every step (one line per pool)."
+        ),
         *_figure(
             money_chart(comparison),
             "Hover a bar for its exact amount; the table above lists every figure exactly.",

@@ -52,10 +52,10 @@ def render_comparison_markdown(comparison: Comparison) -> str:
     lines += ["", "## Side by side", ""]
     rows = []
     for row in summary_rows(comparison.results):
-        if row.values and row.values[0] is None:
-            rows.append([f"**{cell(row.label)}**", *("" for _ in ids)])
+        label = f"{'↳' * row.level} {row.label}" if row.level else row.label
+        if row.heading:
+            rows.append([f"**{cell(label)}**", *("" for _ in ids)])
         else:
-            label = f"↳ {row.label}" if row.level else row.label
             rows.append([cell(label), *(cell(v) for v in row.shown())])
     headers = [cell(pid) for pid in ids]
     lines += table(["", *headers], rows)

@@ -16,33 +16,49 @@ from engine.numbers import ZERO, format_decimal
 from engine.report.account_text import money
 from engine.simulation.compare import AccountDifference, Comparison, LeverageCurve
 from engine.simulation.results import Fate, SimulationResult
+from engine.simulation.waterfall import Deleverage, Takeover
 
 RATIO_PLACES = 6
-# The first three add up to the margin liquidated traders lost; the rest paid the losses past
-# bankruptcy (see SimulationResult.where_the_money_went).
-MONEY_DESTINATIONS = (
+# Where the liquidated money went, in two groups that each add up (SimulationResult's
+# where_the_money_went): the margin liquidated traders lost, and who paid the losses past it.
+MARGIN_DESTINATIONS = (
     ("counterparties", "to counterparties"),
     ("fees", "to fees"),
-    ("insurance_fund", "to the insurance fund"),
-    ("insurance_fund_paid", "past bankruptcy: insurance fund paid"),
-    ("adl", "past bankruptcy: ADL haircuts"),
-    ("clawback", "past bankruptcy: clawback"),
-    ("write_off", "past bankruptcy: write-off"),
-    ("debt", "past bankruptcy: traders' debt"),
+    ("insurance_fund_takeover_gains", "to the insurance fund: takeover gains"),
+    ("insurance_fund", "to the insurance fund: surplus kept"),
 )
+LOSS_PAYERS = (
+    ("insurance_fund_paid", "insurance fund payouts"),
+    ("insurance_fund_takeover_losses", "insurance fund takeover losses"),
+    ("cross_wallet", "the trader's cross wallet"),
+    ("adl", "ADL counterparties"),
+    ("clawback", "clawback"),
+    ("write_off", "write-off"),
+    ("debt", "traders' debt"),
+)
+MONEY_DESTINATIONS = MARGIN_DESTINATIONS + LOSS_PAYERS
+
+Value = Decimal | str | None
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One figure, one value per policy; `level` 1 rows detail the level-0 row above them."""
+    """One figure, one value per policy; rows of `level` n detail the level n - 1 row above.
+
+    A `heading` row groups the rows below it and has no figures; a value of None shows `—`
+    (the policy has no such figure, e.g. no pool for that instrument).
+    """
 
     key: str  # where the figure sits in the JSON summary, e.g. "fees.base"
     label: str
-    values: tuple[Decimal | None, ...]
-    kind: str = "money"  # money | count | ratio
+    values: tuple[Value, ...]
+    kind: str = "money"  # money | count | ratio | text
     level: int = 0
+    heading: bool = False
 
     def shown(self, *, shorten: bool = True) -> list[str]:
+        if self.heading:
+            return ["" for _ in self.values]
         return [show(value, self.kind, shorten=shorten) for value in self.values]
 
     @property
@@ -68,9 +84,11 @@ def ratio_text(value: Decimal, *, shorten: bool = True) -> str:
     return f"{format_decimal(value)} ({format_decimal(percent)} %)"
 
 
-def show(value: Decimal | None, kind: str, *, shorten: bool = True) -> str:
+def show(value: Value, kind: str, *, shorten: bool = True) -> str:
     if value is None:
         return "—"
+    if isinstance(value, str):
+        return value
     if kind == "count":
         return f"{int(value):,}"
     if kind == "ratio":
@@ -78,68 +96,138 @@ def show(value: Decimal | None, kind: str, *, shorten: bool = True) -> str:
     return money(value)
 
 
-# (key, label, kind, level) in report order; a None kind is a group heading without figures.
-LAYOUT: tuple[tuple[str, str, str | None, int], ...] = (
-    ("accounts_liquidated.total", "Accounts liquidated", "count", 0),
-    ("accounts_liquidated.partial", "partially", "count", 1),
-    ("accounts_liquidated.full", "fully", "count", 1),
-    ("liquidated_notional", "Liquidated notional", "money", 0),
-    ("fees.total", "Liquidation fees", "money", 0),
-    ("fees.base", "base", "money", 1),
-    ("fees.surcharge", "surcharges", "money", 1),
-    ("margin_returned", "Margin returned to traders", "money", 0),
-    ("insurance_fund.start", "Insurance fund start", "money", 0),
-    ("insurance_fund.min", "minimum", "money", 1),
-    ("insurance_fund.end", "end", "money", 1),
-    ("adl_count", "ADL deleverages", "count", 0),
-    ("adl_volume", "volume (each policy's contracts)", "money", 1),
-    ("adl_haircut", "counterparties' haircut", "money", 1),
-    ("clawback_rate", "Clawback rate", "ratio", 0),
-    ("bad_debt", "Bad debt", "money", 0),
-    ("write_offs", "written off by the exchange", "money", 1),
-    ("debt_outstanding", "owed by traders", "money", 1),
-    ("where_the_money_went", "Where the liquidated money went", None, 0),
-    *((f"where_the_money_went.{key}", label, "money", 1) for key, label in MONEY_DESTINATIONS),
-)
+def pool_label(result: SimulationResult, pool: str) -> str:
+    """A pool by what it covers, so pools line up across policies: `BTC/USDT` or `shared`."""
+    units = result.markets.get(pool)
+    return units.instrument if units is not None else pool
 
 
-def figures(result: SimulationResult) -> dict[str, Decimal]:
-    """Every figure of the side-by-side table, keyed as in the JSON summary."""
-    found = {f"accounts_liquidated.{k}": Decimal(v) for k, v in result.accounts_liquidated.items()}
+def figures(result: SimulationResult) -> dict[str, Value]:
+    """Every figure of the side-by-side table, keyed as in the JSON summary.
+
+    Per-pool and per-instrument figures are keyed by instrument (`insurance_funds.BTC/USDT.min`,
+    `adl_contracts.BTC/USDT`) so they line up across policies that name markets differently.
+    """
+    found: dict[str, Value] = {
+        f"accounts_liquidated.{k}": Decimal(v) for k, v in result.accounts_liquidated.items()
+    }
     found |= {f"fees.{k}": v for k, v in result.fees.items()}
     found |= {f"insurance_fund.{k}": v for k, v in result.insurance_fund.items()}
+    for pool, values in result.pools.items():
+        label = pool_label(result, pool)
+        found |= {f"insurance_funds.{label}.{k}": v for k, v in values.items()}
+        found[f"insurance_funds.{label}.currency"] = result.pool_currencies.get(
+            pool, result.currency
+        )
+    for symbol, contracts in result.adl_contracts.items():
+        units = result.markets.get(symbol)
+        if units is not None:
+            found[f"adl_contracts.{units.instrument}"] = contracts * units.contract_size
     found |= {f"where_the_money_went.{k}": v for k, v in result.where_the_money_went().items()}
     found |= {f"charges.{k}": v for k, v in result.charges.items()}
+    exhausted = result.adl_exhausted
     found |= {
+        "currency": result.currency or "—",
+        "notional_currency": result.notional_unit or result.currency or "—",
         "liquidated_notional": result.liquidated_notional,
         "margin_returned": result.margin_returned,
-        "adl_count": Decimal(len(result.deleverages)),
+        "adl_count": result.adl["count"],
         "adl_volume": result.adl["volume"],
         "adl_haircut": result.adl["haircut"],
+        "adl_residual.count": result.adl_residual["count"],
+        "adl_residual.amount": result.adl_residual["amount"],
+        "adl_exhausted.count": Decimal(exhausted["count"]),
+        "adl_exhausted.amount": exhausted["amount"],
         "clawback_rate": result.clawback_rate,
         "bad_debt": result.bad_debt,
         "write_offs": result.write_offs,
         "debt_outstanding": result.debt_outstanding,
+        "liquidated_margin": result.liquidated_margin,
+        "losses_past_bankruptcy": result.losses_past_bankruptcy,
         "conservation_error": result.conservation_error,
     }
     return found
 
 
-def summary_rows(results: Sequence[SimulationResult]) -> list[Row]:
-    """The headline figures of each result, in report order."""
-    values = [figures(r) for r in results]
-    layout = list(LAYOUT)
+# (key, label, kind, level) in report order; a None kind is a heading without figures.
+Layout = list[tuple[str, str, str | None, int]]
+
+
+def _layout(results: Sequence[SimulationResult]) -> Layout:
+    pools = sorted({pool_label(r, p) for r in results for p in r.pools})
+    instruments: dict[str, str] = {}  # instrument -> what its quantity counts (BTC, USD)
+    for result in results:
+        for symbol in result.adl_contracts:
+            units = result.markets.get(symbol)
+            if units is not None:
+                instruments.setdefault(units.instrument, units.quantity_unit)
+    notional_differs = any((r.notional_unit or r.currency) != r.currency for r in results)
+    layout: Layout = [
+        ("currency", "Money counted in", "text", 0),
+        ("accounts_liquidated.total", "Accounts liquidated", "count", 0),
+        ("accounts_liquidated.partial", "partially", "count", 1),
+        ("accounts_liquidated.full", "fully", "count", 1),
+        ("liquidated_notional", "Liquidated notional", "money", 0),
+    ]
+    if notional_differs:
+        layout.append(("notional_currency", "notional counted in", "text", 1))
+    layout += [
+        ("fees.total", "Liquidation fees", "money", 0),
+        ("fees.base", "base", "money", 1),
+        ("fees.surcharge", "surcharges", "money", 1),
+        ("margin_returned", "Margin returned to traders", "money", 0),
+        ("insurance_fund.start", "Insurance fund start (all pools)", "money", 0),
+        ("insurance_fund.min", "lowest any pool fell to", "money", 1),
+        ("insurance_fund.end", "end (all pools)", "money", 1),
+    ]
+    if len(pools) > 1 or any(len(r.pools) > 1 for r in results):
+        for pool in pools:
+            layout += [
+                (f"insurance_funds.{pool}", f"pool {pool}", None, 1),
+                (f"insurance_funds.{pool}.start", "start", "money", 2),
+                (f"insurance_funds.{pool}.min", "minimum", "money", 2),
+                (f"insurance_funds.{pool}.end", "end", "money", 2),
+            ]
+    layout += [
+        ("adl_count", "ADL deleverages (positions closed)", "count", 0),
+        *(
+            (f"adl_contracts.{name}", f"volume {name} ({unit})", "money", 1)
+            for name, unit in sorted(instruments.items())
+        ),
+        ("adl_volume", "volume, notional", "money", 1),
+        ("adl_haircut", "counterparties' haircut (vs the mark)", "money", 1),
+        ("adl_residual.count", "residual claims paid from profit", "count", 1),
+        ("adl_residual.amount", "amount", "money", 2),
+        ("adl_exhausted.count", "ADL exhausted: no counterparty left", "count", 1),
+        ("adl_exhausted.amount", "loss passed on", "money", 2),
+        ("clawback_rate", "Clawback rate", "ratio", 0),
+        ("bad_debt", "Bad debt", "money", 0),
+        ("write_offs", "written off by the exchange", "money", 1),
+        ("debt_outstanding", "owed by traders", "money", 1),
+        ("where_the_money_went", "Where the liquidated money went", None, 0),
+        ("liquidated_margin", "Liquidated margin", "money", 1),
+        *((f"where_the_money_went.{k}", label, "money", 2) for k, label in MARGIN_DESTINATIONS),
+        ("losses_past_bankruptcy", "Losses past bankruptcy, paid by", "money", 1),
+        *((f"where_the_money_went.{k}", label, "money", 2) for k, label in LOSS_PAYERS),
+    ]
     charges = sorted({name for r in results for name in r.charges})
     if charges:
         layout.append(("charges", "Periodic charges paid", None, 0))
         layout += [(f"charges.{name}", name, "money", 1) for name in charges]
     layout.append(("conservation_error", "Conservation error", "money", 0))
+    return layout
+
+
+def summary_rows(results: Sequence[SimulationResult]) -> list[Row]:
+    """The headline figures of each result, in report order."""
+    values = [figures(r) for r in results]
     rows = []
-    for key, label, kind, level in layout:
+    for key, label, kind, level in _layout(results):
         if kind is None:
-            rows.append(Row(key, label, tuple(None for _ in results), "money", level))
+            rows.append(Row(key, label, tuple(None for _ in results), "money", level, True))
         else:
-            rows.append(Row(key, label, tuple(v.get(key, ZERO) for v in values), kind, level))
+            default = ZERO if kind != "text" and not key.startswith("insurance_funds.") else None
+            rows.append(Row(key, label, tuple(v.get(key, default) for v in values), kind, level))
     return rows
 
 
@@ -153,8 +241,10 @@ def fate_text(fate: Fate, *, shorten: bool = True) -> str:
     extras = [f"loss {money(fate.loss)}" if fate.loss >= 0 else f"gain {money(-fate.loss)}"]
     if fate.debt:
         extras.append(f"debt {money(fate.debt)}")
-    if fate.adl_haircut:
+    if fate.adl_haircut > 0:
         extras.append(f"ADL haircut {money(fate.adl_haircut)}")
+    elif fate.adl_haircut < 0:  # deleveraged at a price better than the mark
+        extras.append(f"ADL closed {money(-fate.adl_haircut)} better than the mark")
     if fate.clawback_paid:
         extras.append(f"clawback {money(fate.clawback_paid)}")
     return f"{text}, {', '.join(extras)}"
@@ -198,10 +288,7 @@ def heading(comparison: Comparison) -> list[str]:
 
 def table_lines(headers: Sequence[str], rows: Sequence[Row], *, label_width: int = 0) -> list[str]:
     """An aligned table: labels left, one right-aligned column per policy."""
-    cells = [
-        row.shown() if row.values and row.values[0] is not None else ["" for _ in row.values]
-        for row in rows
-    ]
+    cells = [row.shown() for row in rows]
     labels = [("  " * row.level) + row.label for row in rows]
     width = max([label_width, *map(len, labels)])
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
@@ -256,11 +343,51 @@ def render_comparison(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def takeover_lines(takeover: Takeover) -> list[str]:
+    """Where one bankrupt order's contracts went, for `simulate --events`."""
+    parts = []
+    if takeover.fund_quantity:
+        parts.append(
+            f"insurance fund took over {money(takeover.fund_quantity)}, sold at "
+            f"{show(takeover.fund_price, 'money')} ({money(takeover.fund_result)})"
+        )
+    if takeover.adl_quantity:
+        parts.append(
+            f"ADL closed {money(takeover.adl_quantity)} against counterparties at "
+            f"{show(takeover.adl_price, 'money')}"
+        )
+    if takeover.market_quantity:
+        parts.append(
+            f"no counterparty left: {money(takeover.market_quantity)} sold at "
+            f"{show(takeover.market_price, 'money')} ({money(takeover.market_result)})"
+        )
+    if takeover.passed_on:
+        parts.append(f"{money(takeover.passed_on)} passed on")
+    return [
+        f"      takeover of order #{takeover.order}: {money(takeover.quantity)} {takeover.symbol} "
+        f"{takeover.side} settled at {money(takeover.settlement_price)}; " + "; ".join(parts)
+    ]
+
+
+def deleverage_line(d: Deleverage) -> str:
+    if d.kind == "residual":
+        return (
+            f"  t={d.time} s  {d.account_id}  {d.symbol} {d.side}: paid {money(d.haircut)} of "
+            f"{d.bankrupt_account}'s residual claim from its profit (nothing closed)"
+        )
+    return (
+        f"  t={d.time} s  {d.account_id}  {d.symbol} {d.side} {money(d.quantity)} at "
+        f"{show(d.price, 'money')} for {d.bankrupt_account}, haircut {money(d.haircut)}"
+        + ("  (after the fund's sale)" if d.kind == "after_sale" else "")
+    )
+
+
 def render_result(result: SimulationResult, *, events: bool = False) -> str:
     """One simulation as plain text (`liqpolicy simulate`); with `events`, every liquidation."""
     lines = [
         f"Policy {result.policy_id}: {result.policy_title} ({result.policy_digest[:19]}…)",
-        f"Scenario {result.scenario_id}: {result.steps:,} steps, {result.accounts:,} accounts",
+        f"Scenario {result.scenario_id}: {result.steps:,} steps, {result.accounts:,} accounts; "
+        f"money in {result.currency or '—'}",
         "",
     ]
     lines += table_lines([result.policy_id], summary_rows([result]))
@@ -284,15 +411,28 @@ def render_result(result: SimulationResult, *, events: bool = False) -> str:
                 f"{money(statement.fees_collected)}, shortfall "
                 f"{money(statement.shortfall)}  [{statement.event_id}]"
             )
+            for order in statement.orders:
+                if order.requested is not None and order.limit_price is not None:
+                    lines.append(
+                        f"      order #{order.number} immediate-or-cancel at limit "
+                        f"{money(order.limit_price)}: {money(order.quantity)} of "
+                        f"{money(order.requested)} filled, {money(order.cancelled)} cancelled"
+                    )
+            for takeover in event.takeovers:
+                lines += takeover_lines(takeover)
             lines += [
                 f"      {a.stage}: {money(a.amount)}" + (f"  ({a.detail})" if a.detail else "")
                 for a in event.allocations
             ]
         if result.deleverages:
-            lines += ["", f"ADL deleverages ({len(result.deleverages):,}):"]
+            lines += ["", f"ADL ({len(result.deleverages):,}):"]
+            lines += [deleverage_line(d) for d in result.deleverages]
+        if result.exhaustions:
+            lines += ["", f"ADL exhausted: no counterparty left ({len(result.exhaustions):,}):"]
             lines += [
-                f"  t={d.time} s  {d.account_id}  {d.symbol} {d.side} {money(d.quantity)} at "
-                f"{money(d.price)}, haircut {money(d.haircut)}"
-                for d in result.deleverages
+                f"  t={e.time} s  {e.account_id}  {e.symbol}: "
+                + (f"{money(e.contracts)} contracts sold into the market, " if e.contracts else "")
+                + f"{money(e.amount)} passed on"
+                for e in result.exhaustions
             ]
     return "\n".join(lines) + "\n"

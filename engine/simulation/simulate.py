@@ -18,70 +18,31 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import ConservationError, EngineError, InputError
-from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import liquidate
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import DECIMAL_CONTEXT, ZERO, quantize_to_step
 from engine.policy.model import Policy
+from engine.simulation.book_accounts import (
+    book_accounts,
+    book_currency,
+    quantity_unit,
+    symbols_by_instrument,
+)
 from engine.simulation.ledger import Ledger
 from engine.simulation.model import Book, Scenario
+from engine.simulation.pools import pool_currency, pool_names, pool_of, pool_start
 from engine.simulation.ranges import RangeExtremes
-from engine.simulation.results import Clawback, Fate, LiquidationEvent, SimulationResult
+from engine.simulation.results import (
+    Clawback,
+    Fate,
+    LiquidationEvent,
+    MarketUnits,
+    SimulationResult,
+)
 from engine.simulation.waterfall import Waterfall
 from engine.source import Diagnostic
 
 Progress = Callable[[int, int], None]
-
-
-def _symbols_by_instrument(policy: Policy, scenario: Scenario) -> dict[str, list[str]]:
-    mapping: dict[str, list[str]] = {}
-    for symbol, market in policy.markets.items():
-        mapping.setdefault(market.instrument or symbol, []).append(symbol)
-    return mapping
-
-
-def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> list[Account]:
-    """The book in this policy's terms: symbols by instrument, sizes in the policy's contracts."""
-    accounts: list[Account] = []
-    problems: list[Diagnostic] = []
-    for account in book.accounts:
-        positions: list[dict[str, Any]] = []
-        for index, position in enumerate(account.positions):
-            symbols = instruments.get(position.instrument)
-            if not symbols:
-                problems.append(
-                    Diagnostic(
-                        "E620",
-                        f"{policy.id} has no market for instrument '{position.instrument}'"
-                        f" (account {account.id}, position {index + 1})",
-                        path=book.path or "<book>",
-                        hint="markets declare `instrument`; available: "
-                        + ", ".join(sorted(instruments)),
-                    )
-                )
-                continue
-            symbol = symbols[0]
-            market = policy.markets[symbol]
-            size = position.quantity / market.contract_size
-            record: dict[str, Any] = {
-                "symbol": symbol,
-                "side": position.side,
-                "size": size,
-                "entry_price": position.entry_price,
-                "margin_mode": position.margin_mode,
-                "leverage": position.leverage,
-            }
-            if position.margin_mode == "isolated":
-                record["isolated_margin"] = (
-                    position.isolated_margin
-                    if position.isolated_margin is not None
-                    else position.quantity * position.entry_price / position.leverage
-                )
-            positions.append(record)
-        accounts.append(Account(account.id, account.wallet_balance, tuple(positions), {}))
-    if problems:
-        raise InputError(diagnostics=problems[:50])
-    return accounts
 
 
 class _Simulation:
@@ -89,13 +50,16 @@ class _Simulation:
         self.policy = policy
         self.scenario = scenario
         self.evaluator = Evaluator(policy)
-        self.instruments = _symbols_by_instrument(policy, scenario)
+        self.instruments = symbols_by_instrument(policy)
         self.market: dict[str, dict[str, Decimal]] = {symbol: {} for symbol in policy.markets}
         self.previous_mark: dict[str, Decimal] = {}
-        pools = ["shared"] if policy.waterfall.pool == "shared" else list(policy.markets)
-        self.ledger = Ledger({pool: self._fund_start(pool) for pool in pools})
+        accounts = book_accounts(policy, book, self.instruments)
+        self.currency = book_currency(policy, accounts)
+        self.ledger = Ledger(
+            {pool: pool_start(policy, scenario, pool, self.currency) for pool in pool_names(policy)}
+        )
         self.states: dict[str, AccountState] = {}
-        for account in book_accounts(policy, book, self.instruments):
+        for account in accounts:
             if account.id in self.states:
                 raise InputError(
                     diagnostics=[
@@ -121,6 +85,9 @@ class _Simulation:
         self.clawbacks: list[Clawback] = []
         self.charges: dict[str, Decimal] = {}
         self.fund_series: list[tuple[int, Decimal]] = []
+        self.pool_series: dict[str, list[tuple[int, Decimal]]] = {
+            pool: [] for pool in self.ledger.insurance_funds
+        }
         self.fund_start = sum(self.ledger.insurance_funds.values(), ZERO)
         self.pool_start = dict(self.ledger.insurance_funds)
         self.pool_min: dict[str, Decimal] = dict(self.ledger.insurance_funds)
@@ -130,15 +97,8 @@ class _Simulation:
         self.conservation_error = ZERO
         self.clawback_paid: dict[str, Decimal] = {}
 
-    def _fund_start(self, pool: str) -> Decimal:
-        funds = self.scenario.insurance_fund
-        if pool == "shared":
-            return funds.get("shared", funds.get("default", ZERO))
-        instrument = self.policy.markets[pool].instrument
-        return funds.get(instrument, funds.get("default", ZERO))
-
     def _pool(self, symbol: str) -> str:
-        return "shared" if self.policy.waterfall.pool == "shared" else symbol
+        return pool_of(self.policy, symbol)
 
     # -- market ------------------------------------------------------------------------------
     def set_market(self, time: int, points: dict[str, Any]) -> None:
@@ -250,9 +210,13 @@ class _Simulation:
             unit = [p for p in candidates if any(p is q for q in state.positions)]
             if not unit:
                 continue
-            result = liquidate(evaluator, state, unit, inputs, report_bankruptcy=False)
-            allocations = self.waterfall.settle(time, state, result)
-            self.events.append(LiquidationEvent(time, account_id, result, allocations))
+            result = liquidate(evaluator, state, unit, inputs, report_bankruptcy=False, sales=True)
+            settled = self.waterfall.settle(time, state, result)
+            self.events.append(
+                LiquidationEvent(
+                    time, account_id, settled.liquidation, settled.allocations, settled.takeovers
+                )
+            )
             if state.debt > 0:
                 self.debtors.add(account_id)
         self.dirty.add(account_id)
@@ -438,8 +402,8 @@ class _Simulation:
             self.check_conservation(time)
             self.fund_series.append((time, sum(self.ledger.insurance_funds.values(), ZERO)))
             for pool, balance in self.ledger.insurance_funds.items():
-                low = self.pool_min.get(pool)
-                self.pool_min[pool] = balance if low is None else min(low, balance)
+                self.pool_series[pool].append((time, balance))
+                self.pool_min[pool] = min(self.pool_min[pool], balance)
             if progress is not None:
                 progress(step + 1, len(times))
         end = times[-1] if times else 0
@@ -469,14 +433,9 @@ class _Simulation:
                     if any(e.liquidation.statement.fully_liquidated for e in events)
                     else "partial"
                 )
-            notional = ZERO
-            for event in events:
-                for order in event.liquidation.statement.orders:
-                    notional += (
-                        order.quantity
-                        * self.policy.markets[order.symbol].contract_size
-                        * order.mark_price
-                    )
+            notional = sum(
+                (o.notional for e in events for o in e.liquidation.statement.orders), ZERO
+            )
             fates[account_id] = Fate(
                 account_id,
                 kind,
@@ -512,6 +471,20 @@ class _Simulation:
             pools={
                 pool: {"start": self.pool_start[pool], "min": self.pool_min[pool], "end": balance}
                 for pool, balance in self.ledger.insurance_funds.items()
+            },
+            currency=self.currency,
+            notional_unit=self.policy.definitions["notional"].unit or self.currency,
+            pool_currencies={
+                pool: pool_currency(self.policy, pool, self.currency)
+                for pool in self.ledger.insurance_funds
+            },
+            pool_series={pool: tuple(series) for pool, series in self.pool_series.items()},
+            exhaustions=tuple(self.waterfall.exhaustions),
+            markets={
+                symbol: MarketUnits(
+                    symbol, market.instrument, market.contract_size, quantity_unit(market)
+                )
+                for symbol, market in self.policy.markets.items()
             },
         )
 

@@ -97,20 +97,19 @@ def test_money_is_conserved_and_flows_add_up(items, marks, policy_id):
     result = simulate(policy(policy_id), book_of(items), crash(marks))
     assert result.conservation_error == 0
     went = result.where_the_money_went()
-    assert (
-        went["counterparties"] + went["fees"] + went["insurance_fund"] == result.liquidated_margin
+    margin_side = ("counterparties", "fees", "insurance_fund_takeover_gains", "insurance_fund")
+    assert sum(went[k] for k in margin_side) == result.liquidated_margin
+    covered = sum(v for k, v in went.items() if k not in margin_side)
+    assert covered == result.losses_past_bankruptcy
+    # …which is every statement's shortfall plus every takeover's loss
+    shortfalls = sum(e.liquidation.statement.shortfall for e in result.events)
+    takeover_losses = sum(
+        -min(Decimal(0), part)
+        for e in result.events
+        for t in e.takeovers
+        for part in (t.fund_result, t.adl_result, t.market_result)
     )
-    covered = (
-        went["insurance_fund_paid"]
-        + went["adl"]
-        + went["clawback"]
-        + went["write_off"]
-        + went["debt"]
-    )
-    past = result.flows.get("claims", Decimal(0)) + result.flows.get(
-        "insurance_fund_takeover_loss", Decimal(0)
-    )
-    assert covered == past
+    assert covered == shortfalls + takeover_losses
     for event in result.events:
         assert event.liquidation.statement.reconciles
 
