@@ -50,6 +50,26 @@ def _instruments(values: list[str] | None) -> dict[str, Decimal]:
     return instruments
 
 
+def _chosen(prices: dict[str, Decimal], names: list[str] | None) -> dict[str, Decimal]:
+    """The scenario's instruments named by bare `--instrument BASE/QUOTE` (all by default)."""
+    if not names:
+        return prices
+    chosen: dict[str, Decimal] = {}
+    for name in names:
+        if "=" in name:
+            raise UsageError(
+                f"--instrument {name}: with --scenario the start price comes from the scenario",
+                "name the instrument alone, e.g. --instrument BTC/USD",
+            )
+        if name not in prices:
+            raise UsageError(
+                f"--instrument {name} is not an instrument of the scenario",
+                "the scenario has " + ", ".join(prices),
+            )
+        chosen[name] = prices[name]
+    return chosen
+
+
 def _share(text: str) -> Decimal:
     try:
         share = parse_decimal(text)
@@ -63,17 +83,23 @@ def _share(text: str) -> Decimal:
 def _generate(args: argparse.Namespace, output: Output) -> int:
     if not 1 <= args.accounts <= MAX_ACCOUNTS:
         raise UsageError(f"--accounts must lie between 1 and {MAX_ACCOUNTS:,}")
-    if args.scenario and args.instrument:
-        raise UsageError("give either --scenario or --instrument, not both")
     if args.scenario:
-        instruments = start_prices(load_scenario(args.scenario))
+        instruments = _chosen(start_prices(load_scenario(args.scenario)), args.instrument)
     else:
         instruments = _instruments(args.instrument)
+    inverse = frozenset(args.inverse or ())
+    unknown = sorted(inverse - set(instruments))
+    if unknown:
+        raise UsageError(
+            f"--inverse {unknown[0]}: not an instrument of the book",
+            "instruments: " + ", ".join(instruments),
+        )
     book = generate_book(
         args.accounts,
         args.seed,
         instruments=instruments,
         multi_instrument_share=_share(args.multi_instrument_share),
+        inverse=inverse,
     )
     fmt = args.format or ("csv" if args.output and args.output.endswith(".csv") else "jsonl")
     write = write_book_csv if fmt == "csv" else write_book_jsonl
@@ -103,10 +129,13 @@ def _check(args: argparse.Namespace, output: Output) -> int:
     if args.format == "json":
         output.json({"path": args.file, "valid": True, **_plain(summary)})
         return Exit.OK
+    wallets = ", ".join(
+        f"{money(amount)} {currency}" for currency, amount in summary["wallet_balances"].items()
+    )
     output.line(
         f"ok: {args.file}: {plural(summary['accounts'], 'account')}, "
         f"{plural(summary['positions'], 'position')}, notional at entry "
-        f"{money(summary['notional'])}, wallets {money(summary['wallet_balance'])}"
+        f"{money(summary['notional'])}, wallets {wallets or money(summary['wallet_balance'])}"
     )
     header = (
         "instrument",
@@ -123,7 +152,7 @@ def _check(args: argparse.Namespace, output: Output) -> int:
         leverage = entry["leverage"]
         rows.append(
             (
-                name,
+                name if entry["kind"] == "linear" else f"{name} ({entry['kind']})",
                 f"{entry['positions']:,}",
                 f"{entry['long']:,}",
                 f"{entry['short']:,}",
@@ -170,13 +199,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="BASE/QUOTE=PRICE",
         help="an instrument and its start price (repeatable; default BTC/USDT=60000 and "
-        "ETH/USDT=2400); entry prices spread a few percent around it",
+        "ETH/USDT=2400); entry prices spread a few percent around it. With --scenario, "
+        "a bare BASE/QUOTE picks one of the scenario's instruments",
     )
     generate.add_argument(
         "--scenario",
         metavar="SCENARIO",
-        help="take the instruments and start prices from a scenario (a file or a shipped id) "
-        "instead of --instrument",
+        help="take the instruments and start prices from a scenario (a file or a shipped id); "
+        "--instrument BASE/QUOTE keeps only the named ones",
+    )
+    generate.add_argument(
+        "--inverse",
+        action="append",
+        metavar="BASE/QUOTE",
+        help="make this instrument inverse (coin-margined; repeatable): quantities are face "
+        "values in the quote currency, margins and wallets in the base coin",
     )
     generate.add_argument(
         "--multi-instrument-share",
@@ -215,7 +252,7 @@ COMMAND = Command(
     description=textwrap.dedent("""\
         Books are the accounts a simulation runs through a scenario: JSON lines (one account
         per line) or CSV (one position per row), policy-neutral (instruments such as BTC/USDT,
-        quantities in base units).  `book generate` writes a synthetic book with realistic
+        quantities in base units, or face values for inverse instruments such as BTC/USD).  `book generate` writes a synthetic book with realistic
         spreads of leverage, size, side and margin mode; the same --seed always gives the
         same bytes.  `book check` validates a book, reporting every bad line at once as
         `path:line:col: error[CODE]: message`, and prints a summary.  Formats and the
@@ -226,6 +263,8 @@ COMMAND = Command(
         "liqpolicy book generate --accounts 2000 --seed 7 --output my-book.jsonl",
         "liqpolicy book generate --accounts 500 --seed 1 --instrument BTC/USDT=122000 --format csv",
         "liqpolicy book generate --accounts 2000 --seed 7 --scenario short-squeeze",
+        "liqpolicy book generate --accounts 2000 --seed 7 --instrument BTC/USD=43000 "
+        "--inverse BTC/USD",
         "liqpolicy book check books/demo.jsonl",
     ),
 )

@@ -19,6 +19,7 @@ from engine.simulation.results import Fate, SimulationResult
 from engine.simulation.waterfall import Deleverage, Takeover
 
 RATIO_PLACES = 6
+NOTIONAL_PLACES = 8  # a notional is a valuation, not money moved: shown shortened, marked "…"
 # Where the liquidated money went, in two groups that each add up (SimulationResult's
 # where_the_money_went): the margin liquidated traders lost, and who paid the losses past it.
 MARGIN_DESTINATIONS = (
@@ -52,7 +53,7 @@ class Row:
     key: str  # where the figure sits in the JSON summary, e.g. "fees.base"
     label: str
     values: tuple[Value, ...]
-    kind: str = "money"  # money | count | ratio | text
+    kind: str = "money"  # money | notional | count | ratio | text
     level: int = 0
     heading: bool = False
 
@@ -93,6 +94,9 @@ def show(value: Value, kind: str, *, shorten: bool = True) -> str:
         return f"{int(value):,}"
     if kind == "ratio":
         return ratio_text(value, shorten=shorten)
+    if kind == "notional" and shorten:
+        short = shorten_decimal(value, NOTIONAL_PLACES)
+        return money(Decimal(short.rstrip("…"))) + ("…" if short.endswith("…") else "")
     return money(value)
 
 
@@ -167,7 +171,7 @@ def _layout(results: Sequence[SimulationResult]) -> Layout:
         ("accounts_liquidated.total", "Accounts liquidated", "count", 0),
         ("accounts_liquidated.partial", "partially", "count", 1),
         ("accounts_liquidated.full", "fully", "count", 1),
-        ("liquidated_notional", "Liquidated notional", "money", 0),
+        ("liquidated_notional", "Liquidated notional", "notional", 0),
     ]
     if notional_differs:
         layout.append(("notional_currency", "notional counted in", "text", 1))
@@ -194,7 +198,7 @@ def _layout(results: Sequence[SimulationResult]) -> Layout:
             (f"adl_contracts.{name}", f"volume {name} ({unit})", "money", 1)
             for name, unit in sorted(instruments.items())
         ),
-        ("adl_volume", "volume, notional", "money", 1),
+        ("adl_volume", "volume, notional", "notional", 1),
         ("adl_haircut", "counterparties' haircut (vs the mark)", "money", 1),
         ("adl_residual.count", "residual claims paid from profit", "count", 1),
         ("adl_residual.amount", "amount", "money", 2),

@@ -103,7 +103,22 @@ def _accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> 
                 )
                 continue
             symbol = symbols[0]
-            settled.setdefault(policy.markets[symbol].settlement_currency, position.instrument)
+            market = policy.markets[symbol]
+            if market.kind != position.kind:
+                problems.append(
+                    Diagnostic(
+                        "E623",
+                        f"account {account.id}, position {index + 1}: the book's "
+                        f"{position.instrument} position is {position.kind} (quantity in "
+                        f"{'face value' if position.kind == 'inverse' else 'base units'}) but "
+                        f"{policy.id}'s market {symbol} is {market.kind}",
+                        path=where,
+                        hint="the book's `kind` says what its quantity counts; give the policy a "
+                        f"{position.kind} market for {position.instrument}",
+                    )
+                )
+                continue
+            settled.setdefault(market.settlement_currency, position.instrument)
             record = _record(policy, symbol, position)
             if position.margin_mode == "isolated":
                 if position.isolated_margin is not None:

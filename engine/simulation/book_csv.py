@@ -16,9 +16,11 @@ from engine.policy.schema import Pointer
 from engine.simulation.book_format import (
     CSV_COLUMNS,
     INSTRUMENT,
+    KINDS,
     MARGIN_MODES,
     OPTIONAL_COLUMNS,
     POSITION_COLUMNS,
+    READ_COLUMNS,
     SIDES,
     UNSIGNED,
     Report,
@@ -119,12 +121,12 @@ def _csv_header(number: int, text: str, report: Report) -> tuple[dict[str, int],
         if name in columns:
             report.add("E615", f"column '{name}' appears twice in the CSV header", span)
             ok = False
-        elif name not in CSV_COLUMNS:
+        elif name not in READ_COLUMNS:
             report.add(
                 "E615",
                 f"unknown column '{name}' in the CSV header",
                 span,
-                did_you_mean(name, CSV_COLUMNS) or "columns: " + ", ".join(CSV_COLUMNS),
+                did_you_mean(name, READ_COLUMNS) or "columns: " + ", ".join(READ_COLUMNS),
             )
             ok = False
         columns.setdefault(name, index)
@@ -246,6 +248,7 @@ def _csv_position(values: Mapping[str, str], bad: Callable[..., None]) -> BookPo
             bad("E101", name, "missing value {where}")
             ok = False
     instrument, side, mode = values["instrument"], values["side"], values["margin_mode"]
+    kind = values.get("kind") or "linear"
     if instrument and not INSTRUMENT.fullmatch(instrument):
         bad(
             "E104",
@@ -254,7 +257,11 @@ def _csv_position(values: Mapping[str, str], bad: Callable[..., None]) -> BookPo
             "BASE/QUOTE, e.g. BTC/USDT",
         )
         ok = False
-    for name, value, allowed in (("side", side, SIDES), ("margin_mode", mode, MARGIN_MODES)):
+    for name, value, allowed in (
+        ("side", side, SIDES),
+        ("margin_mode", mode, MARGIN_MODES),
+        ("kind", kind, KINDS),
+    ):
         if value and value not in allowed:
             bad(
                 "E104",
@@ -294,4 +301,5 @@ def _csv_position(values: Mapping[str, str], bad: Callable[..., None]) -> BookPo
         mode,
         numbers["leverage"],
         numbers.get("isolated_margin"),
+        kind,
     )

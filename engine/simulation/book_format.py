@@ -25,10 +25,13 @@ CSV_COLUMNS = (
     "leverage",
     "isolated_margin",
 )
-OPTIONAL_COLUMNS = frozenset({"isolated_margin"})
-POSITION_COLUMNS = CSV_COLUMNS[2:]
+KIND_COLUMN = "kind"  # optional, after the others: linear (default) or inverse
+READ_COLUMNS = (*CSV_COLUMNS, KIND_COLUMN)
+OPTIONAL_COLUMNS = frozenset({"isolated_margin", KIND_COLUMN})
+POSITION_COLUMNS = READ_COLUMNS[2:]
 SIDES = ("long", "short")
 MARGIN_MODES = ("cross", "isolated")
+KINDS = ("linear", "inverse")
 # the same patterns as schemas/book.schema.json
 UNSIGNED = re.compile(r"[+]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?")
 INSTRUMENT = re.compile(r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+")

@@ -18,6 +18,7 @@ from engine.numbers import MAX_DIGITS, MAX_EXPONENT, ZERO, NumberSyntaxError, pa
 from engine.policy.schema import Pointer, schema_diagnostics
 from engine.simulation.book_format import (
     INSTRUMENT,
+    KINDS,
     MARGIN_MODES,
     SIDES,
     UNSIGNED,
@@ -32,7 +33,7 @@ _ACCOUNT_KEYS = frozenset({"id", "wallet_balance", "positions"})
 _POSITION_REQUIRED = frozenset(
     {"instrument", "side", "quantity", "entry_price", "margin_mode", "leverage"}
 )
-_POSITION_KEYS = _POSITION_REQUIRED | {"isolated_margin"}
+_POSITION_KEYS = _POSITION_REQUIRED | {"isolated_margin", "kind"}
 
 
 class _Malformed(Exception):
@@ -103,6 +104,9 @@ def _account_from_json(data: Any, problem: Problem) -> BookAccount:
             raise _Malformed
         base: Pointer = ("positions", index)
         isolated = item.get("isolated_margin")
+        kind = item.get("kind", "linear")
+        if type(kind) is not str or kind not in KINDS:
+            raise _Malformed
         built.append(
             BookPosition(
                 instrument=instrument,
@@ -116,6 +120,7 @@ def _account_from_json(data: Any, problem: Problem) -> BookAccount:
                 isolated_margin=None
                 if isolated is None
                 else _json_number(isolated, False, (*base, "isolated_margin"), problem),
+                kind=kind,
             )
         )
         if "isolated_margin" in item and isolated is None:

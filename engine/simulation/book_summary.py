@@ -1,4 +1,9 @@
-"""What a book holds, in numbers: accounts, positions and notional by instrument."""
+"""What a book holds, in numbers: accounts, positions and notional by instrument.
+
+Notional is at entry in the instrument's quote currency: quantity times entry price for a linear
+position, the face value itself for an inverse one.  Wallets are summed per settlement currency
+(an account's is its first position's; accounts without positions are left out).
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,13 @@ def summarize_book(book: Book | Iterable[BookAccount]) -> dict[str, Any]:
     instruments: dict[str, dict[str, Any]] = {}
     leverages: dict[str, list[Decimal]] = {}
     wallets = ZERO
+    by_currency: dict[str, Decimal] = {}
     positions = 0
     for account in accounts:
         wallets += account.wallet_balance
+        if account.positions:
+            currency = account.positions[0].settlement_currency
+            by_currency[currency] = by_currency.get(currency, ZERO) + account.wallet_balance
         for p in account.positions:
             positions += 1
             entry = instruments.setdefault(
@@ -40,13 +49,14 @@ def summarize_book(book: Book | Iterable[BookAccount]) -> dict[str, Any]:
                     "quantity_long": ZERO,
                     "quantity_short": ZERO,
                     "notional": ZERO,
+                    "kind": p.kind,
                 },
             )
             entry["positions"] += 1
             entry[p.side] += 1
             entry[p.margin_mode] += 1
             entry[f"quantity_{p.side}"] += p.quantity
-            entry["notional"] += p.quantity * p.entry_price
+            entry["notional"] += p.notional
             leverages.setdefault(p.instrument, []).append(p.leverage)
     for name, entry in instruments.items():
         values = leverages[name]
@@ -55,6 +65,7 @@ def summarize_book(book: Book | Iterable[BookAccount]) -> dict[str, Any]:
         "accounts": len(accounts),
         "positions": positions,
         "wallet_balance": wallets,
+        "wallet_balances": dict(sorted(by_currency.items())),
         "notional": sum((e["notional"] for e in instruments.values()), ZERO),
         "instruments": dict(sorted(instruments.items())),
     }

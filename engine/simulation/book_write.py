@@ -6,7 +6,7 @@ import json
 from typing import TextIO
 
 from engine.numbers import format_decimal
-from engine.simulation.book_format import CSV_COLUMNS, POSITION_COLUMNS
+from engine.simulation.book_format import CSV_COLUMNS, READ_COLUMNS
 from engine.simulation.model import Book, BookAccount, BookPosition
 
 
@@ -21,6 +21,8 @@ def _json_position(position: BookPosition) -> str:
     ]
     if position.isolated_margin is not None:
         parts.append(f'"isolated_margin": {format_decimal(position.isolated_margin)}')
+    if position.kind != "linear":
+        parts.append(f'"kind": "{position.kind}"')
     return "{" + ", ".join(parts) + "}"
 
 
@@ -47,12 +49,17 @@ def _csv_cell(text: str) -> str:
 
 
 def write_book_csv(book: Book, stream: TextIO) -> None:
-    """Write `book` as CSV, one row per position (a wallet-only row for an account without)."""
-    stream.write(",".join(CSV_COLUMNS) + "\n")
+    """Write `book` as CSV, one row per position (a wallet-only row for an account without).
+
+    The `kind` column is written only when the book holds an inverse position.
+    """
+    inverse = any(p.kind != "linear" for a in book.accounts for p in a.positions)
+    columns = READ_COLUMNS if inverse else CSV_COLUMNS
+    stream.write(",".join(columns) + "\n")
     for account in book.accounts:
         head = [_csv_cell(account.id), format_decimal(account.wallet_balance)]
         if not account.positions:
-            stream.write(",".join(head + [""] * len(POSITION_COLUMNS)) + "\n")
+            stream.write(",".join(head + [""] * (len(columns) - len(head))) + "\n")
         for p in account.positions:
             cells = [
                 _csv_cell(p.instrument),
@@ -63,4 +70,6 @@ def write_book_csv(book: Book, stream: TextIO) -> None:
                 format_decimal(p.leverage),
                 "" if p.isolated_margin is None else format_decimal(p.isolated_margin),
             ]
+            if inverse:
+                cells.append(p.kind)
             stream.write(",".join(head + cells) + "\n")

@@ -22,6 +22,12 @@ venue's statistics:
 - wallet: cross accounts hold their positions' initial margin plus a buffer (mostly 0-200 %),
   isolated accounts hold each position's margin in ``isolated_margin`` and a small wallet
   (0-25 % of that margin).
+
+Inverse (coin-margined) instruments, named in ``inverse``, draw the same notional in the quote
+currency but write it as the position's face value (``quantity``, on a grid of 100 quote units,
+so venues' 100 USD and 10 USD contracts divide it exactly), with ``kind: inverse``; their margins
+and wallets are in the base coin, rounded (up, for margins) to 0.00000001.  An account holds
+several instruments only if they settle in one currency.
 """
 
 from __future__ import annotations
@@ -77,6 +83,8 @@ CROSS_PERCENT = 60
 ENTRY_SPREAD_BPS = 200  # each of two uniform draws; their sum is triangular within ±4 %
 MAX_LOSS_BPS_X_LEVERAGE = 2_500  # a quarter of the initial margin, in bps of the entry price
 CENT = Decimal("0.01")
+INVERSE_FACE_STEP = Decimal(100)  # quote units of face value
+COIN_STEP = Decimal("0.00000001")  # margins and wallets of inverse positions, in the coin
 
 _CONTEXT = decimal.Context(
     prec=28,
@@ -129,12 +137,23 @@ class _Generator:
     """
 
     def __init__(
-        self, seed: int, instruments: Mapping[str, Decimal], steps: Mapping[str, Decimal]
+        self,
+        seed: int,
+        instruments: Mapping[str, Decimal],
+        steps: Mapping[str, Decimal],
+        inverse: frozenset[str] = frozenset(),
     ) -> None:
         self.rng = random.Random(seed)
         self.names = list(instruments)
         self.prices = dict(instruments)
-        self.steps = {n: steps.get(n) or quantity_step(p) for n, p in instruments.items()}
+        self.inverse = inverse
+        self.steps = {
+            n: steps.get(n) or (INVERSE_FACE_STEP if n in inverse else quantity_step(p))
+            for n, p in instruments.items()
+        }
+        self.groups: dict[str, list[str]] = {}  # instruments by settlement currency
+        for name in self.names:
+            self.groups.setdefault(self.currency(name), []).append(name)
         self.ticks = {n: price_tick(p) for n, p in instruments.items()}
         self.weights = [3] + [2] * (len(self.names) - 1)  # the first instrument is the busiest
         self.leverages = [lev for lev, weight in LEVERAGE_WEIGHTS for _ in range(weight)]
@@ -142,6 +161,10 @@ class _Generator:
         self.entries: dict[tuple[str, int], Decimal] = {}
         self.long = LONG_PERCENT / 100
         self.isolated = CROSS_PERCENT / 100
+
+    def currency(self, name: str) -> str:
+        base, _, quote = name.partition("/")
+        return base if name in self.inverse else quote
 
     def below(self, count: int) -> int:
         """A uniform integer in [0, count)."""
@@ -205,10 +228,15 @@ class _Generator:
             offset = -offset
         entry = self.entry(name, offset)
         step = self.steps[name]
-        quantity = max(_quantize(_CONTEXT.divide(target, entry), step), step)
-        notional = _CONTEXT.multiply(quantity, entry)
         lev = Decimal(leverage)
-        margin = _quantize(_CONTEXT.divide(notional, lev), CENT, decimal.ROUND_CEILING)
+        if name in self.inverse:  # face value in the quote; margin in the coin
+            quantity = max(_quantize(target, step), step)
+            coins = _CONTEXT.divide(quantity, entry)
+            margin = _quantize(_CONTEXT.divide(coins, lev), COIN_STEP, decimal.ROUND_CEILING)
+        else:
+            quantity = max(_quantize(_CONTEXT.divide(target, entry), step), step)
+            notional = _CONTEXT.multiply(quantity, entry)
+            margin = _quantize(_CONTEXT.divide(notional, lev), CENT, decimal.ROUND_CEILING)
         position = BookPosition(
             instrument=name,
             side=side,
@@ -217,6 +245,7 @@ class _Generator:
             margin_mode="isolated" if isolated else "cross",
             leverage=lev,
             isolated_margin=margin if isolated else None,
+            kind="inverse" if name in self.inverse else "linear",
         )
         return position, margin
 
@@ -234,7 +263,14 @@ class _Generator:
     def account(self, account_id: str, multi: float) -> BookAccount:
         rng = self.rng
         isolated = rng.random() >= self.isolated
-        if multi and len(self.names) > 1 and rng.random() < multi:
+        if len(self.groups) > 1:  # several settlement currencies: combine within one only
+            first = self.instrument()
+            group = self.groups[self.currency(first)]
+            names = [first]
+            if multi and len(group) > 1 and rng.random() < multi:
+                chosen = set(rng.sample(group, 2 + self.below(len(group) - 1)))
+                names = [n for n in group if n in chosen]
+        elif multi and len(self.names) > 1 and rng.random() < multi:
             count = 2 + self.below(len(self.names) - 1)
             chosen = set(rng.sample(self.names, count))
             names = [n for n in self.names if n in chosen]
@@ -248,7 +284,8 @@ class _Generator:
             margin_total = _CONTEXT.add(margin_total, margin)
         # isolated: a small wallet; cross: the margin plus a buffer
         share = Decimal(self.below(26) if isolated else 100 + self.buffer_percent())
-        wallet = _quantize(_CONTEXT.multiply(margin_total, share).scaleb(-2), CENT)
+        unit = COIN_STEP if names[0] in self.inverse else CENT
+        wallet = _quantize(_CONTEXT.multiply(margin_total, share).scaleb(-2), unit)
         return BookAccount(account_id, wallet, tuple(positions))
 
 
@@ -259,12 +296,14 @@ def generate_book(
     instruments: Mapping[str, Decimal] = DEFAULT_INSTRUMENTS,
     multi_instrument_share: Decimal = Decimal("0"),
     quantity_steps: Mapping[str, Decimal] | None = None,
+    inverse: frozenset[str] = frozenset(),
 ) -> Book:
     """A synthetic book of `accounts` accounts; the same arguments always give the same book.
 
     `instruments` maps each instrument to its start price (entry prices spread around it).
     Each account holds one instrument, except a `multi_instrument_share` (0 … 1) of accounts that
     hold two or more.  `quantity_steps` overrides the lot size derived by :func:`quantity_step`.
+    Instruments in `inverse` are coin-margined: face values, margins and wallets in the coin.
     """
     if accounts < 1:
         raise ValueError(f"accounts must be at least 1, was {accounts}")
@@ -275,7 +314,10 @@ def generate_book(
             raise ValueError(f"start price of {name} must be a positive Decimal, was {price!r}")
     if not isinstance(multi_instrument_share, Decimal) or not (0 <= multi_instrument_share <= 1):
         raise ValueError("multi_instrument_share must be a Decimal between 0 and 1")
-    generator = _Generator(seed, instruments, quantity_steps or {})
+    unknown = sorted(set(inverse) - set(instruments))
+    if unknown:
+        raise ValueError(f"inverse instruments not in the book's instruments: {', '.join(unknown)}")
+    generator = _Generator(seed, instruments, quantity_steps or {}, frozenset(inverse))
     multi = int(multi_instrument_share * 1_000_000) / 1_000_000  # a probability for random()
     width = max(6, len(str(accounts)))
     book_accounts = tuple(
@@ -288,4 +330,6 @@ def generate_book(
         "instruments": {name: format_decimal(price) for name, price in instruments.items()},
         "multi_instrument_share": format_decimal(multi_instrument_share),
     }
+    if inverse:
+        meta["inverse"] = sorted(inverse)
     return Book(book_accounts, path="", meta=meta)

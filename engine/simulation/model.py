@@ -3,7 +3,9 @@
 The same book must run under every policy, and exchanges name and size contracts differently
 (one venue's `BTCUSDT` of 1 BTC is another's `BTC-USDT` of 0.001 BTC).  So books and scenarios
 speak of *instruments* (e.g. `BTC/USDT`, matched against each market's `instrument`) and of
-quantities in base units; each policy's contracts are derived when the simulation starts.
+quantities in the instrument's book unit: base units (BTC) for a linear contract, face value in
+the quote currency (USD) for an inverse one; each policy's contracts are derived when the
+simulation starts (see engine/simulation/book_accounts.py).
 """
 
 from __future__ import annotations
@@ -76,11 +78,23 @@ class Scenario:
 class BookPosition:
     instrument: str
     side: str
-    quantity: Decimal  # base units (e.g. BTC), never negative
+    quantity: Decimal  # linear: base units (BTC); inverse: face value in the quote (USD)
     entry_price: Decimal
     margin_mode: str
     leverage: Decimal
-    isolated_margin: Decimal | None = None
+    isolated_margin: Decimal | None = None  # in the settlement currency (the coin if inverse)
+    kind: str = "linear"  # or "inverse" (coin-margined): what `quantity` counts
+
+    @property
+    def settlement_currency(self) -> str:
+        """What the position's money is counted in: the quote (linear) or the base (inverse)."""
+        base, _, quote = self.instrument.partition("/")
+        return base if self.kind == "inverse" else quote
+
+    @property
+    def notional(self) -> Decimal:
+        """Value at entry in the quote currency: quantity * entry (linear), the face (inverse)."""
+        return self.quantity if self.kind == "inverse" else self.quantity * self.entry_price
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +125,7 @@ def price_mismatches(
     for account in book.accounts:
         for position in account.positions:
             weight, value = totals.get(position.instrument, (Decimal(0), Decimal(0)))
-            totals[position.instrument] = (
+            totals[position.instrument] = (  # weighted by quantity (face value if inverse)
                 weight + position.quantity,
                 value + position.quantity * position.entry_price,
             )

@@ -38,6 +38,7 @@ BPS = Decimal(10_000)
 
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _INSTRUMENT = re.compile(r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+")
+_SHARED_IN = re.compile(r"shared:[A-Za-z0-9]+")  # a shared pool counted in that currency
 _UNIT_SECONDS = (86_400, 3_600, 60, 1)
 
 
@@ -279,10 +280,10 @@ class _Loader:
                     key=True,
                 )
         for pool in data["insurance_fund"]:
-            if pool != "shared" and pool not in instruments:
+            if pool != "shared" and pool not in instruments and not _SHARED_IN.fullmatch(pool):
                 hint = did_you_mean(pool, ["shared", *instruments]) or (
-                    "pools are `shared` or one of the scenario's instruments: "
-                    + ", ".join(instruments)
+                    "pools are `shared`, `shared:<CURRENCY>` or one of the scenario's "
+                    "instruments: " + ", ".join(instruments)
                 )
                 self.error(
                     "E707",

@@ -395,9 +395,11 @@ def test_shipped_scenario_is_stylised_and_cited(path):
         assert source["url"].startswith("https://")
         assert source["retrieved"] == "2026-11-21"
         assert source.get("note")
-    assert set(scenario.insurance_fund) == {"shared", *scenario.paths}
     funds = scenario.insurance_fund
-    assert funds["shared"] == sum(v for k, v in funds.items() if k != "shared")
+    coins = {k for k in funds if k.startswith("shared:")}  # coin-margined pools, in the coin
+    assert set(funds) - coins == {"shared", *scenario.paths}
+    in_quote = [k for k in scenario.paths if not k.endswith("/USD")]  # BTC/USD: coin-margined
+    assert funds["shared"] == sum(funds[k] for k in in_quote)  # the pooled fund is the sum
 
 
 @pytest.mark.parametrize(
