@@ -52,7 +52,10 @@ MARKET_DATA_FIELDS: dict[str, tuple[Type, str]] = {
     "last_price": (NUMBER, "last traded price"),
     "index_price": (NUMBER, "index (spot) price"),
     "previous_mark_price": (NUMBER, "mark price one step earlier (for jump surcharges)"),
-    "book_depth": (NUMBER, "order-book depth now, in settlement currency"),
+    "book_depth": (
+        NUMBER,
+        "order-book depth now, in the quote currency (USD of face value for an inverse contract)",
+    ),
     "average_book_depth": (NUMBER, "average order-book depth, same unit as book_depth"),
     "funding_rate": (NUMBER, "current funding rate per funding interval"),
 }

@@ -255,10 +255,12 @@ def fate_text(fate: Fate, *, shorten: bool = True) -> str:
 
 
 def curve_caption(curve: LeverageCurve) -> str:
-    return (
-        f"Liquidation price of {format_decimal(curve.quantity)} {curve.instrument} "
-        f"{curve.side} entered at {money(curve.entry_price)}, by leverage"
-    )
+    if curve.kind == "inverse":
+        quote = curve.instrument.partition("/")[2]
+        what = f"{money(curve.quantity)} {quote} (face value) of {curve.instrument}"
+    else:
+        what = f"{format_decimal(curve.quantity)} {curve.instrument}"
+    return f"Liquidation price of {what} {curve.side} entered at {money(curve.entry_price)}, by leverage"
 
 
 def curve_rows(curve: LeverageCurve, policy_ids: Sequence[str]) -> list[tuple[str, list[str]]]:

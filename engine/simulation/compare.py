@@ -47,13 +47,15 @@ class LeverageCurve:
 
     instrument: str
     side: str
-    quantity: Decimal
+    quantity: Decimal  # in the book's unit: base units, or face value if `kind` is inverse
     entry_price: Decimal
     points: dict[str, tuple[tuple[Decimal, Decimal | None], ...]]  # policy id -> (leverage, price)
+    kind: str = "linear"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "instrument": self.instrument,
+            "kind": self.kind,
             "side": self.side,
             "quantity": format_decimal(self.quantity),
             "entry_price": format_decimal(self.entry_price),
@@ -156,20 +158,31 @@ def _differences(results: Sequence[SimulationResult], limit: int) -> tuple[Accou
     return tuple(found[:limit])
 
 
-def leverage_curve(policies: Sequence[Policy], scenario: Scenario) -> LeverageCurve | None:
-    """Liquidation price of 1 unit long at the scenario's first price, for each leverage."""
+def leverage_curve(
+    policies: Sequence[Policy], scenario: Scenario, instrument: str | None = None
+) -> LeverageCurve | None:
+    """Liquidation price of a long at the scenario's first price, for each leverage.
+
+    The position is 1 base unit of a linear instrument, or one coin's worth of face value (the
+    entry price in the quote currency) of an inverse one.  `instrument` defaults to the first
+    of the scenario's.
+    """
     if not scenario.paths:
         return None
-    instrument = sorted(scenario.paths)[0]
+    if instrument is None or instrument not in scenario.paths:
+        instrument = sorted(scenario.paths)[0]
     entry = scenario.paths[instrument].points[0].mark_price
+    markets = [m for p in policies for m in p.markets.values() if m.instrument == instrument]
+    kind = markets[0].kind if markets else "linear"
+    quantity = entry if kind == "inverse" else Decimal(1)
     points: dict[str, tuple[tuple[Decimal, Decimal | None], ...]] = {}
     for policy in policies:
         symbol = next(
             (s for s, m in policy.markets.items() if (m.instrument or s) == instrument), None
         )
-        if symbol is None:
+        if symbol is None or policy.markets[symbol].kind != kind:
             continue
-        size = Decimal(1) / policy.markets[symbol].contract_size
+        size = quantity / policy.markets[symbol].contract_size
         row: list[tuple[Decimal, Decimal | None]] = []
         for leverage in CURVE_LEVERAGES:
             try:
@@ -185,7 +198,7 @@ def leverage_curve(policies: Sequence[Policy], scenario: Scenario) -> LeverageCu
                 price = None
             row.append((leverage, price))
         points[policy.id] = tuple(row)
-    return LeverageCurve(instrument, "long", Decimal(1), entry, points)
+    return LeverageCurve(instrument, "long", quantity, entry, points, kind)
 
 
 def compare(
@@ -198,11 +211,12 @@ def compare(
 ) -> Comparison:
     """Simulate each policy on the same book and scenario and explain the differences."""
     results = tuple(simulate(policy, book, scenario, progress=progress) for policy in policies)
+    traded = sorted({p.instrument for a in book.accounts for p in a.positions})
     return Comparison(
         scenario,
         len(book.accounts),
         book.path,
         results,
         _differences(results, limit),
-        leverage_curve(policies, scenario),
+        leverage_curve(policies, scenario, traded[0] if traded else None),
     )

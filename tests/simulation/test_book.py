@@ -602,7 +602,7 @@ def test_cli_generate_csv_with_instruments_and_scenario(tmp_path, capsys):
                 "--instrument",
                 "B/U=1",
             ],
-            "not both",
+            "the start price comes from the scenario",
         ),
     ],
 )
