@@ -226,6 +226,7 @@ class Waterfall:
             liquidation,
             statement=replace(statement, orders=tuple(orders)),
             takeover_result=sum((o.takeover_result for o in orders), ZERO),
+            sales=(),  # priced on this step's market: done with, and not kept in the results
         )
         return Settlement(settled, tuple(allocations), tuple(takeovers))
 
