@@ -129,7 +129,7 @@ def _reasons(ids: Sequence[str], fates: Sequence[Fate]) -> list[str]:
         )
     for label, attribute in (
         ("fees", "fees"),
-        ("ADL haircut", "adl_haircut"),
+        ("ADL haircut vs the mark", "adl_haircut"),
         ("clawback", "clawback_paid"),
         ("debt", "debt"),
     ):
