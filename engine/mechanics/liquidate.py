@@ -9,14 +9,14 @@ what the margin cannot cover becomes the shortfall handed to the loss waterfall.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from engine.dsl.runtime import Frame
 from engine.mechanics.prices import bankruptcy_price
 from engine.mechanics.state import AccountState, Evaluator
-from engine.mechanics.statement import LineItem, Order, Statement, event_id, reconcile
+from engine.mechanics.statement import LineItem, Order, Statement
 from engine.mechanics.takeover import (
     Sale,
     largest_quantity,
@@ -27,6 +27,7 @@ from engine.mechanics.takeover import (
     snapshot_sale,
 )
 from engine.mechanics.trace import subject_of
+from engine.mechanics.unit import Unit, close_out
 from engine.numbers import ZERO, format_decimal
 from engine.policy.procedure import Step
 
@@ -98,37 +99,8 @@ class _Order(dict[str, Any]):
         return self.solve.price if self.solve is not None and self.solve.asked else None
 
 
-class _Unit:
-    """The positions being liquidated together and the balance that backs them."""
-
-    def __init__(self, state: AccountState, positions: list[dict[str, Any]]) -> None:
-        self.state = state
-        self.positions = positions
-        self.cross = positions[0]["margin_mode"] == "cross"
-        first = positions[0]
-        self.name = "cross" if self.cross else f"{first['symbol']} {first['side']} isolated"
-        self.balance_name = (
-            "cross_wallet" if self.cross else f"isolated_margin:{first['symbol']} {first['side']}"
-        )
-
-    @property
-    def margin(self) -> Decimal:
-        if self.cross:
-            return self.state.wallet_balance
-        return Decimal(self.positions[0]["isolated_margin"]) if self.positions else ZERO
-
-    def set_margin(self, value: Decimal, position: dict[str, Any]) -> None:
-        if self.cross:
-            self.state.wallet_balance = value
-        else:
-            position["isolated_margin"] = value
-
-    def open_positions(self) -> list[dict[str, Any]]:
-        return [p for p in self.positions if p in self.state.positions]
-
-
 class _Run:
-    def __init__(self, evaluator: Evaluator, state: AccountState, unit: _Unit) -> None:
+    def __init__(self, evaluator: Evaluator, state: AccountState, unit: Unit) -> None:
         self.evaluator = evaluator
         self.policy = evaluator.policy
         self.procedure = evaluator.policy.procedure
@@ -511,7 +483,7 @@ def liquidate(
     when one of the policy's rules reads it, and the statement reports it only then.  With
     `sales` (simulations) every bankrupt order is also described for the loss waterfall.
     """
-    unit = _Unit(state, positions)
+    unit = Unit(state, positions)
     run = _Run(evaluator, state, unit)
     run.eager_bankruptcy = report_bankruptcy
     run.want_sales = sales
@@ -540,93 +512,7 @@ def liquidate(
                 f"trigger still held after the last step; closed {format_decimal(closed)}",
             )
         )
-    fully = not unit.open_positions()
-    if fully and unit.cross and unit.margin < 0 and run.orders:
-        # Losses that other positions' profits backed while open, and no longer do.
-        deficit = -unit.margin
-        state.wallet_balance = ZERO
-        last = run.orders[-1]
-        run.orders[-1] = replace(last, shortfall=last.shortfall + deficit, margin_after=ZERO)
-        run.items.append(
-            LineItem(
-                "shortfall",
-                "wallet deficit once every cross position closed",
-                deficit,
-                unit.balance_name,
-                last.number,
-            )
-        )
-    surplus = ZERO
-    remaining = ZERO if fully or unit.cross else unit.margin
-    final = unit.margin if (fully or unit.cross) else ZERO
-    if fully and run.orders:
-        rule = evaluator.policy.procedure.surplus_to_insurance_fund
-        if rule and final > 0:
-            last = run.orders[-1]
-            order = {
-                "kind": "offset" if last.kind == "offset" else "liquidation",
-                "quantity": last.quantity,
-                "fill_price": last.fill_price,
-                "is_partial": False,
-                "step": Decimal(last.number),
-                "margin_before": last.margin_before,
-                "remaining_margin": final,
-                "notional": ZERO,
-            }
-            probe = Frame(
-                {
-                    "symbol": last.symbol,
-                    "side": last.side,
-                    "size": ZERO,
-                    "margin_mode": "cross" if unit.cross else "isolated",
-                },
-                {"positions": []},
-                evaluator.context(state).markets.get(last.symbol),
-                None,
-                order,
-            )
-            surplus = min(final, max(ZERO, evaluator.expression(rule, probe, "surplus")))
-        if surplus:
-            run.items.append(
-                LineItem(
-                    "surplus_to_insurance_fund",
-                    "remaining margin kept by the insurance fund",
-                    -surplus,
-                    unit.balance_name,
-                )
-            )
-        final -= surplus
-        if unit.cross:
-            state.wallet_balance = final
-        else:
-            state.wallet_balance += final
-    elif unit.cross:
-        state.wallet_balance = final
-    run.items.append(
-        LineItem(
-            "final_balance",
-            "returned to the trader" if not unit.cross else "cross wallet after",
-            final,
-            unit.balance_name,
-        )
-    )
-    items = tuple(run.items)
-    error = reconcile(items, final, remaining)
-    shortfall = sum((o.shortfall for o in run.orders), ZERO)
-    statement = Statement(
-        event_id=event_id(evaluator.policy.digest, unit.name, inputs),
-        unit=unit.name,
-        balance=unit.balance_name,
-        starting_margin=starting,
-        orders=tuple(run.orders),
-        items=items,
-        surplus_to_insurance_fund=surplus,
-        shortfall=shortfall,
-        final_balance=final,
-        remaining_margin=remaining,
-        fully_liquidated=fully,
-        reconciliation_error=error,
-    )
+    statement = close_out(evaluator, state, unit, run.orders, run.items, starting, inputs)
     return Liquidation(
         statement, tuple(run.records), run.takeover, dict(run.fees_to), tuple(run.sales)
     )
