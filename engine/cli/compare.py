@@ -127,10 +127,12 @@ COMMAND = Command(
     summary="run policies on the same book and crash scenario and compare them side by side",
     description=textwrap.dedent(f"""\
         Simulate each policy on the same book of accounts and the same scenario, then show
-        the results side by side: accounts liquidated (partially / fully), liquidated
-        notional, fees (base / surcharges), margin returned, insurance fund start / minimum /
-        end, ADL count and volume, clawback rate, bad debt, where the liquidated money went
-        and the conservation error; then the accounts whose fate differs most and the rule
+        the results side by side, each column in its policy's settlement currency: accounts
+        liquidated (partially / fully), liquidated notional, fees (base / surcharges), margin
+        returned, insurance fund start / lowest pool / end and each pool, ADL positions
+        closed, volume and haircut, residuals and exhaustion, clawback rate, bad debt, where
+        the liquidated money went (two groups that each add up) and the conservation error;
+        then the accounts whose fate differs most and the rule
         that made the difference, and each policy's liquidation price against leverage.
 
         With no POLICY, compares the shipped base policies (those that extend no other) on

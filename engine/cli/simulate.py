@@ -184,10 +184,11 @@ COMMAND = Command(
         periodic charges accrue.  Money is checked to balance exactly after every step; a
         run that does not balance stops with an error instead of a report.
 
-        The text summary lists accounts liquidated (partially / fully), liquidated notional,
-        fees (base / surcharges), margin returned, the insurance fund's start, minimum and
-        end, ADL count and volume, clawback rate, bad debt, where the liquidated money went
-        and the conservation error ("0").  --format json gives the same figures as exact
+        The text summary, in the policy's settlement currency, lists accounts liquidated
+        (partially / fully), liquidated notional, fees (base / surcharges), margin returned,
+        the insurance fund (all pools, the lowest any pool fell to, each pool), ADL positions
+        closed, volume and haircut, residuals and exhaustion, clawback rate, bad debt, where
+        the liquidated money went and the conservation error ("0").  --format json gives the same figures as exact
         strings (docs/compare.md).  On a terminal a progress bar is drawn on stderr."""),
     configure=configure,
     run=run,
