@@ -267,3 +267,26 @@ def test_coin_margined_demo_through_compare_reports_in_the_coin(capsys, tmp_path
     replace, after_sale = data["policies"]
     assert replace["bad_debt"] == "0" and replace["adl_exhausted"]["count"] == 0
     assert Decimal(after_sale["bad_debt"]) > 0  # the contrast the fill mode makes
+
+
+def test_a_shared_coin_pool_never_takes_a_quote_sized_shared_balance(tmp_path):
+    """`shared: 150,000` is a USDT-sized amount: a shared pool of coin-margined markets starts
+    with `shared:BTC` when the scenario gives it, else with nothing (not 150,000 BTC)."""
+    from engine.simulation.pools import pool_start
+
+    shared = tmp_path / "toy-inverse-shared.yaml"
+    shared.write_text(
+        f"id: toy-inverse-shared\ntitle: toy inverse, shared fund\nextends: {TOY}\n"
+        "waterfall:\n  insurance_fund: {pool: shared}\n",
+        encoding="utf-8",
+    )
+    policy = load_policy(shared)
+    scenario = gap("0")
+    quote_sized = Scenario("s", "s", "s", 60, scenario.paths, {"shared": D(150_000)})
+    in_coin = Scenario(
+        "s", "s", "s", 60, scenario.paths, {"shared": D(150_000), "shared:BTC": D(2)}
+    )
+    assert pool_start(policy, quote_sized, "shared", "BTC") == 0
+    assert pool_start(policy, in_coin, "shared", "BTC") == 2
+    linear = load_policy(HERE / "policies" / "toy-linear.yaml")  # shared, linear: takes `shared`
+    assert pool_start(linear, quote_sized, "shared", "USD") == 150_000
