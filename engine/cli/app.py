@@ -142,7 +142,7 @@ def build_parser() -> Parser:
     parser.add_argument("--color", choices=COLOR_CHOICES, default="auto", help=COLOR_HELP)
     # `--debug` and `--color` are accepted after the command too; SUPPRESS keeps the subparser
     # from resetting a value given before it.
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--debug",
         action="store_true",
