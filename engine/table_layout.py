@@ -239,8 +239,9 @@ SCROLL_CSS = """
 
 
 def scrolling(lines: Sequence[str]) -> list[str]:
-    """HTML table lines inside a wrapper that scrolls sideways, first column kept in view."""
-    return ['<div class="table-scroll">', *lines, "</div>"]
+    """HTML table lines inside a wrapper that scrolls sideways, first column kept in view
+    (nothing for no lines)."""
+    return ['<div class="table-scroll">', *lines, "</div>"] if lines else []
 
 
 def html_lines(table: Table, *, caption: str | None = None) -> list[str]:

@@ -15,7 +15,7 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 from engine._version import __version__
 from engine.cli import (
@@ -79,10 +79,28 @@ class Parser(argparse.ArgumentParser):
     """argparse whose usage errors suggest the closest command, option or choice."""
 
     color: ColorChoice = "auto"
+    subcommands: tuple[str, dict[str, Parser]] | None = None  # (dest, parser by name)
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # argparse's own keywords
-        self.commands: dict[str, Parser] = {}
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """argparse's, remembering where the chosen subcommand's parser is found."""
+        action = super().add_subparsers(**kwargs)
+        self.subcommands = (kwargs["dest"], action.choices)
+        return action
+
+    def all_parsers(self) -> list[Parser]:
+        """This parser and every subcommand's, depth first."""
+        found: list[Parser] = [self]
+        for sub in (self.subcommands or ("", {}))[1].values():
+            found += sub.all_parsers()
+        return found
+
+    def chosen(self, args: argparse.Namespace) -> Parser:
+        """The parser of the innermost subcommand `args` chose (`liqpolicy book check`)."""
+        if self.subcommands is None:
+            return self
+        dest, parsers = self.subcommands
+        sub = parsers.get(getattr(args, dest, None) or "")
+        return self if sub is None else sub.chosen(args)
 
     def option_names(self) -> list[str]:
         # argparse keeps its options in a private table; there is no public listing.
@@ -162,10 +180,8 @@ def build_parser() -> Parser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=[common],
         )
-        assert isinstance(sub, Parser)  # subparsers are made by the parser's own class
         command.configure(sub)
         sub.set_defaults(command=command)
-        parser.commands[command.name] = sub
     return parser
 
 
@@ -217,16 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments = sys.argv[1:] if argv is None else list(argv)
     color = _color_in(arguments)
-    for each in (parser, *parser.commands.values()):
+    for each in parser.all_parsers():
         each.color = color
     try:
         # Known arguments first, so that a stray option is reported against the usage of the
         # command it was given to (argparse would blame the top-level usage).
         args, extras = parser.parse_known_args(arguments)
         if extras:
-            command = getattr(args, "command", None)
-            target = parser.commands.get(command.name, parser) if command else parser
-            target.error(_UNRECOGNIZED + " ".join(extras))
+            parser.chosen(args).error(_UNRECOGNIZED + " ".join(extras))
     except SystemExit as exit_:  # argparse: --help/--version (0) or a usage error (2)
         code = exit_.code
         return code if isinstance(code, int) else Exit.INVALID_INPUT

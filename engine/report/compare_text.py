@@ -195,6 +195,7 @@ def heading(comparison: Comparison) -> list[str]:
         f"Policy {r.policy_id}: {r.policy_title} ({r.policy_digest[:19]}…)"
         for r in comparison.results
     ]
+    lines += [f"Skipped {s.policy_id}: {s.reason}" for s in comparison.skipped]
     return lines
 
 
