@@ -10,16 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError, InputError
 from engine.mechanics.quote import quote_prices
 from engine.numbers import format_decimal
 from engine.policy.model import Policy
 from engine.simulation.model import Book, Scenario
+from engine.simulation.result_display import comparison_html
+from engine.simulation.result_frames import comparison_frame
 from engine.simulation.results import Fate, SimulationResult
 from engine.simulation.simulate import Progress, simulate
 from engine.source import Diagnostic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RunStart = Callable[[str], Progress | None]
 """Called with a policy's id as its run starts; returns the step callback for that run."""
@@ -125,6 +130,21 @@ class Comparison:
             "leverage_curve": self.curve.as_dict() if self.curve else None,
             **skipped,
         }
+
+    def to_pandas(self, table: str = "summary", *, decimals: str = "exact") -> pd.DataFrame:
+        """One of the comparison's tables as a pandas DataFrame (needs ``liqpolicy[analysis]``).
+
+        `table`: ``summary`` (default: one row per policy, a column per figure), the
+        simulation tables stacked with a ``policy`` column (``fates``, ``events``, ``orders``,
+        ``allocations``, ``deleverages``, ``clawbacks``, ``insurance_fund``), ``differences``
+        or ``leverage_curve`` (engine/simulation/result_frames.py).  Money stays exact
+        (Decimal objects) unless `decimals` is ``"float"``.
+        """
+        return comparison_frame(self, table, decimals)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the figures side by side, differences in bold."""
+        return comparison_html(self)
 
 
 def _reasons(ids: Sequence[str], fates: Sequence[Fate]) -> list[str]:
