@@ -111,7 +111,7 @@ def test_deleverages_and_summary():
 
 
 def test_unknown_table_and_mode_are_refused():
-    with pytest.raises(ValueError, match="no table 'fate'.*'fates'"):
+    with pytest.raises(ValueError, match=r"no table 'fate'.*'fates'"):
         hand_made().to_pandas("fate")
     with pytest.raises(ValueError, match="decimals must be 'exact' or 'float'"):
         hand_made().to_pandas(decimals="decimal")
@@ -184,9 +184,10 @@ def test_importing_engine_loads_neither_pandas_nor_rich():
     assert result.stdout.split() == ["False", "False"]
 
 
-class _Balanced(HTMLParser):
-    VOID = {"br", "meta", "img", "hr"}
+VOID = frozenset({"br", "meta", "img", "hr"})
 
+
+class _Balanced(HTMLParser):
     def __init__(self):
         super().__init__()
         self.open: list[str] = []
@@ -194,7 +195,7 @@ class _Balanced(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
-        if tag not in self.VOID:
+        if tag not in VOID:
             self.open.append(tag)
 
     def handle_endtag(self, tag):
