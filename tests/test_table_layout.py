@@ -12,6 +12,7 @@ from engine.table_layout import (
     Column,
     Table,
     TableRow,
+    _even_groups,
     cell_width,
     fit,
     html_lines,
@@ -201,3 +202,14 @@ def test_html_table_is_escaped_and_balanced():
 def test_rows_must_match_the_columns():
     with pytest.raises(ValueError, match="2 cells for 3 columns"):
         Table((Column("a"), Column("b"), Column("c")), (TableRow(("1", "2")),))
+
+
+@pytest.mark.parametrize(
+    ("count", "groups", "sizes"),
+    [(7, 3, [3, 2, 2]), (8, 3, [3, 3, 2]), (10, 4, [3, 3, 2, 2]), (4, 4, [1, 1, 1, 1])],
+)
+def test_blocks_are_as_even_as_possible(count, groups, sizes):
+    """Sizes differ by at most one, the larger blocks first, every column once in order."""
+    found = _even_groups(count, groups)
+    assert [len(g) for g in found] == sizes
+    assert [i for g in found for i in g] == list(range(count))

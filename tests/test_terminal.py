@@ -223,3 +223,21 @@ def test_a_mistyped_book_id_gets_the_closest_shipped_one(capsys):
 def test_a_missing_file_path_still_says_it_cannot_be_read(capsys, tmp_path):
     err = usage_error(capsys, "simulate", str(tmp_path / "nothing.yaml"), "-b", "demo", "-s", "x")
     assert "cannot read file" in err
+
+
+def test_diagnostics_on_a_colour_terminal_are_painted(capsys):
+    """The location bold, the severity and caret red, the hint cyan; the words unchanged."""
+    stderr = FakeTerminal()
+    argv = ["--color", "always", "expr", "position.sise"]
+    from engine.cli import build_parser, run
+
+    code = run(build_parser().parse_args(argv), stdout=io.StringIO(), stderr=stderr)
+    assert code == 2
+    text = stderr.getvalue()
+    assert "\x1b[1;31merror[E301]\x1b[0m" in text
+    assert "\x1b[1m<expr>:1:10:\x1b[0m" in text
+    assert "\x1b[36mhint:\x1b[0m" in text
+    assert "\x1b[1;31m^" in text
+    plain = io.StringIO()
+    run(build_parser().parse_args(argv[2:]), stdout=io.StringIO(), stderr=plain)
+    assert SGR.sub("", text) == plain.getvalue()
