@@ -28,6 +28,7 @@ from engine.api import run_examples as run_examples
 from engine.api import shipped_policies as shipped_policies
 from engine.api import simulate as simulate
 from engine.api import to_json as to_json
+from engine.api import to_pandas as to_pandas
 from engine.dsl import check_expression as check_expression
 from engine.dsl import compile_expression as compile_expression
 from engine.dsl import parse_expression as parse_expression
@@ -101,4 +102,5 @@ __all__ = [
     "shipped_policies",
     "simulate",
     "to_json",
+    "to_pandas",
 ]

@@ -23,9 +23,10 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from engine.errors import EngineError, InputError
+from engine.mechanics.account_frames import positions_frame
 from engine.mechanics.accounts import Account, parse_account
 from engine.mechanics.batch import error_as_dict
 from engine.mechanics.evaluate import AccountResult, evaluate_account
@@ -45,6 +46,9 @@ from engine.simulation.scenario import load_scenario
 from engine.simulation.simulate import simulate as _simulate
 from engine.source import Diagnostic
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "AccountLike",
     "Number",
@@ -57,6 +61,7 @@ __all__ = [
     "run_examples",
     "shipped_policies",
     "to_json",
+    "to_pandas",
 ]
 
 PolicyLike: TypeAlias = "Policy | str | os.PathLike[str]"
@@ -207,10 +212,25 @@ def simulate(policy: PolicyLike, book: BookLike, scenario: ScenarioLike) -> Simu
 
 
 def compare(
-    policies: Sequence[PolicyLike], book: BookLike, scenario: ScenarioLike, *, limit: int = 10
+    policies: Sequence[PolicyLike],
+    book: BookLike,
+    scenario: ScenarioLike,
+    *,
+    limit: int = 10,
+    skip_missing: bool = False,
 ) -> Comparison:
-    """The same book and scenario under several policies, with the accounts that differ most."""
-    return _compare([_policy(p) for p in policies], _book(book), _scenario(scenario), limit=limit)
+    """The same book and scenario under several policies, with the accounts that differ most.
+
+    With `skip_missing`, policies without a market for an instrument the book trades are left
+    out (``Comparison.skipped``) instead of raising :class:`InputError` E620.
+    """
+    return _compare(
+        [_policy(p) for p in policies],
+        _book(book),
+        _scenario(scenario),
+        limit=limit,
+        skip_missing=skip_missing,
+    )
 
 
 def shipped_policies() -> list[str]:
@@ -246,3 +266,26 @@ def to_json(result: Any, *, indent: int | None = None) -> str:
     return json.dumps(
         result, default=_plain, ensure_ascii=False, indent=indent, separators=separators
     )
+
+
+def to_pandas(result: Any, table: str | None = None, *, decimals: str = "exact") -> pd.DataFrame:
+    """A result as a pandas DataFrame (needs ``pip install 'liqpolicy[analysis]'``).
+
+    `result` is anything with a ``to_pandas`` method (a :class:`SimulationResult`, a
+    :class:`Comparison`; `table` picks one of its tables), or several :class:`AccountResult`
+    (a batch of evaluations: one row per position).  Money stays exact, as Decimal objects,
+    unless `decimals` is ``"float"`` (docs/notebook.md).
+    """
+    method = getattr(result, "to_pandas", None)
+    if callable(method) and not isinstance(result, AccountResult):
+        frame: pd.DataFrame = (
+            method(decimals=decimals) if table is None else method(table, decimals=decimals)
+        )
+        return frame
+    results = [result] if isinstance(result, AccountResult) else list(result)
+    if table not in (None, "positions") or not all(isinstance(r, AccountResult) for r in results):
+        raise TypeError(
+            "to_pandas takes a result with a to_pandas() method or AccountResults "
+            "(table 'positions')"
+        )
+    return positions_frame(results, decimals)

@@ -90,6 +90,16 @@ def format_decimal(value: Decimal) -> str:
     return text
 
 
+def group_thousands(text: str) -> str:
+    """Plain decimal text with thousands separators (``-1234567.5`` → ``-1,234,567.5``), for
+    display only; text that is not a plain decimal comes back unchanged."""
+    sign = "-" if text.startswith("-") else ""
+    whole, dot, fraction = text.removeprefix("-").partition(".")
+    if not whole.isdigit() or (dot and not fraction.isdigit()):
+        return text
+    return sign + f"{int(whole):,}" + (f".{fraction}" if fraction else "")
+
+
 def quantize_to_step(value: Decimal, step: Decimal, mode: str) -> Decimal:
     """Round `value` to a multiple of `step` with a named mode (see :data:`ROUNDING_MODES`)."""
     if step <= 0:

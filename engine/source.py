@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from engine.paint import Paint, no_paint
+
 Severity = Literal["error", "warning"]
 
 
@@ -104,14 +106,17 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return unique
 
 
-def render_text(diagnostic: Diagnostic) -> str:
-    """Render GNU style: `path:line:col: error[CODE]: message`, the source line, a caret, a hint."""
+def render_text(diagnostic: Diagnostic, *, paint: Paint = no_paint) -> str:
+    """Render GNU style: `path:line:col: error[CODE]: message`, the source line, a caret, a hint.
+
+    `paint` styles the location, the severity, the caret and the hint (plain by default)."""
     span = diagnostic.span
-    head = f"{diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}"
+    severity = paint(f"{diagnostic.severity}[{diagnostic.code}]", diagnostic.severity)
+    head = f"{severity}: {diagnostic.message}"
     if span is None:
-        lines = [f"{diagnostic.location_path}: {head}"]
+        lines = [f"{paint(diagnostic.location_path + ':', 'location')} {head}"]
     else:
-        lines = [f"{span.location()}: {head}"]
+        lines = [f"{paint(span.location() + ':', 'location')} {head}"]
         source_line = span.source.line(span.line)
         if source_line or span.source.text:
             gutter = str(span.line)
@@ -123,10 +128,12 @@ def render_text(diagnostic: Diagnostic) -> str:
                 width = max(1, len(source_line) - span.column + 1)
             marked = source_line[span.column - 1 : span.column - 1 + width].expandtabs()
             width = max(1, min(len(marked), width)) if marked else 1
-            lines.append(f" {gutter} | {source_line.expandtabs()}")
-            lines.append(f" {pad} | {' ' * len(prefix)}^{'~' * (width - 1)}")
+            bar = paint("|", "muted")
+            lines.append(f" {paint(gutter, 'muted')} {bar} {source_line.expandtabs()}")
+            caret = paint(f"^{'~' * (width - 1)}", diagnostic.severity)
+            lines.append(f" {pad} {bar} {' ' * len(prefix)}{caret}")
     if diagnostic.hint:
-        lines.append(f"hint: {diagnostic.hint}")
+        lines.append(f"{paint('hint:', 'note')} {diagnostic.hint}")
     return "\n".join(lines)
 
 

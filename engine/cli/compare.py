@@ -12,20 +12,21 @@ import textwrap
 
 from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
+from engine.cli.progress import run_progress
 from engine.cli.simulate import (
     add_output_option,
+    add_width_option,
     as_json,
-    check_instruments,
     emit,
-    progress_bar,
     read_book,
+    text_style,
 )
 from engine.policy.load import load_policy
 from engine.policy.packaged import shipped_policy_paths
 from engine.report.compare_html import render_comparison_html
 from engine.report.compare_markdown import render_comparison_markdown
 from engine.report.compare_text import render_comparison
-from engine.simulation.compare import compare
+from engine.simulation.compare import compare, missing_instruments
 from engine.simulation.model import price_mismatches
 from engine.simulation.scenario import load_scenario
 
@@ -63,15 +64,24 @@ def run(args: argparse.Namespace, output: Output) -> int:
         seen[policy.id] = reference
     book = read_book(args.book or DEFAULT_BOOK)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
-    check_instruments(policies, book)
+    runs = len(policies)
+    if args.skip_missing:
+        for policy in policies:
+            skipped = missing_instruments(policy, book)
+            if skipped is not None:
+                output.warning(f"skipped {policy.id}: {skipped.reason}")
+                runs -= 1
     for warning in price_mismatches(book, scenario):
-        output.message(f"warning: {warning}")
-    bar = progress_bar(output, [p.id for p in policies])
-    try:
-        comparison = compare(policies, book, scenario, limit=args.limit, progress=bar)
-    finally:
-        if bar is not None:
-            bar.clear()
+        output.warning(warning)
+    with run_progress(output, runs, noun="policy") as progress:
+        comparison = compare(
+            policies,
+            book,
+            scenario,
+            limit=args.limit,
+            progress=progress.start,
+            skip_missing=args.skip_missing,
+        )
     if args.format == "json":
         text = as_json(comparison.as_dict())
     elif args.format == "markdown":
@@ -79,7 +89,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     elif args.format == "html":
         text = render_comparison_html(comparison)
     else:
-        text = render_comparison(comparison)
+        width, paint = text_style(output, args)
+        text = render_comparison(comparison, width=width, paint=paint)
     emit(output, text, args.output)
     return Exit.OK
 
@@ -119,7 +130,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"how many accounts whose fate differs most to list (default {DEFAULT_LIMIT})",
     )
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="leave out (with a warning) policies that have no market for an instrument the "
+        "book trades, instead of stopping with error E620",
+    )
     add_output_option(parser)
+    add_width_option(parser)
 
 
 COMMAND = Command(
@@ -138,7 +156,13 @@ COMMAND = Command(
         With no POLICY, compares the shipped base policies (those that extend no other) on
         the shipped book `{DEFAULT_BOOK}` through `{DEFAULT_SCENARIO}`.  --format html writes one
         self-contained page (inline CSS and SVG charts, no scripts or downloads); json gives
-        every figure as an exact string (docs/compare.md)."""),
+        every figure as an exact string (docs/compare.md).
+
+        Any number of policies can be compared.  Text tables fit the terminal (--width): when
+        the policies' columns do not fit, they are shown in blocks, each repeating the labels;
+        Markdown tables hold at most four policies each; HTML tables scroll sideways with the
+        labels in view.  On a terminal, stderr shows which policy is running, its steps, and
+        the time elapsed and left."""),
     configure=configure,
     run=run,
     examples=(
@@ -146,5 +170,6 @@ COMMAND = Command(
         "liqpolicy compare --format html --output report.html",
         "liqpolicy compare policies/venue-a.yaml venue-b.yaml --book my-book.csv "
         "--scenario scenarios/slow-grind-down.yaml --format markdown",
+        "liqpolicy compare venue-a.yaml venue-b.yaml venue-c.yaml --skip-missing --width 120",
     ),
 )

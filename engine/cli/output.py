@@ -1,7 +1,9 @@
 """Where the CLI writes: results to stdout, diagnostics and messages to stderr.
 
-No colour: output is the same on a terminal, in a pipe and in a test.  Before writing to one
-stream the other is flushed, so `2>&1` keeps diagnostics next to the result lines they explain.
+Each stream has a painter (engine/paint.py): colour on a colour terminal, plain text in a pipe,
+a file or a test (engine/cli/terminal.py decides).  `width` is the width text tables fit in
+(None: no limit).  Before writing to one stream the other is flushed, so `2>&1` keeps
+diagnostics next to the result lines they explain.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import TextIO
 
+from engine.paint import Paint, no_paint
 from engine.source import Diagnostic, render_text
 
 
@@ -29,10 +32,24 @@ def count_diagnostics(diagnostics: Iterable[Diagnostic]) -> str:
 class Output:
     """The two streams of one CLI run, and the ways commands write to them."""
 
-    def __init__(self, stdout: TextIO, stderr: TextIO, *, prog: str = "liqpolicy") -> None:
+    def __init__(
+        self,
+        stdout: TextIO,
+        stderr: TextIO,
+        *,
+        prog: str = "liqpolicy",
+        paint: Paint = no_paint,
+        paint_errors: Paint = no_paint,
+        width: int | None = None,
+        colour_errors: bool = False,
+    ) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.prog = prog
+        self.paint = paint  # for stdout
+        self.paint_errors = paint_errors  # for stderr
+        self.width = width
+        self.colour_errors = colour_errors  # stderr gets colour (the progress display's too)
 
     def _write(self, stream: TextIO, other: TextIO, text: str) -> None:
         other.flush()
@@ -57,12 +74,18 @@ class Output:
 
     def error(self, message: str, hint: str | None = None) -> None:
         """`liqpolicy CMD: error: message` on stderr, like argparse's own usage errors."""
-        self.message(f"{self.prog}: error: {message}")
+        paint = self.paint_errors
+        self.message(f"{self.prog}: {paint('error:', 'error')} {message}")
         if hint:
-            self.message(f"hint: {hint}")
+            self.message(f"{paint('hint:', 'note')} {hint}")
+
+    def warning(self, message: str) -> None:
+        """`warning: message` on stderr."""
+        self.message(f"{self.paint_errors('warning:', 'warning')} {message}")
 
     def diagnostics(self, diagnostics: Iterable[Diagnostic]) -> None:
         """Each diagnostic rendered with its source line and caret, followed by a blank line."""
-        text = "".join(render_text(d) + "\n\n" for d in diagnostics)
+        paint = self.paint_errors
+        text = "".join(render_text(d, paint=paint) + "\n\n" for d in diagnostics)
         if text:
             self._write(self.stderr, self.stdout, text)

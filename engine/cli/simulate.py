@@ -1,6 +1,6 @@
 """`liqpolicy simulate POLICY --book B --scenario S`: one policy through a crash, summarised.
 
-Also home of what `compare` shares with it: the terminal progress bar and `--output FILE`.
+Also home of what `compare` shares with it: `--output FILE`, `--width N` and reading the book.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ import json
 import textwrap
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
 
-from engine.cli.command import Command, Exit
+from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
+from engine.cli.progress import run_progress
+from engine.paint import Paint, no_paint
 from engine.policy.load import load_policy
 from engine.policy.model import Policy
 from engine.report.compare_text import render_result
@@ -22,60 +23,6 @@ from engine.simulation.book_accounts import book_accounts, symbols_by_instrument
 from engine.simulation.model import Book, price_mismatches
 from engine.simulation.scenario import load_scenario
 from engine.simulation.simulate import simulate
-
-BAR_WIDTH = 30
-
-
-class ProgressBar:
-    """`[#####-----]  42 %  605/1,441 steps  label`, redrawn in place with \\r on a terminal.
-
-    Only drawn when the stream is a terminal: pipes, files and tests never see it.
-    """
-
-    def __init__(self, stream: TextIO, labels: list[str] | None = None) -> None:
-        self.stream = stream
-        self.labels = labels or []
-        self.index = 0
-        self.last_step = 0
-        self.shown = ""
-        self.width = 0
-
-    @staticmethod
-    def wanted(stream: TextIO) -> bool:
-        isatty = getattr(stream, "isatty", None)
-        return bool(isatty and isatty())
-
-    def __call__(self, step: int, total: int) -> None:
-        if step < self.last_step:  # the next policy of a comparison started
-            self.index += 1
-        self.last_step = step
-        fraction = step / total if total else 1.0
-        filled = int(BAR_WIDTH * fraction)
-        label = ""
-        if self.labels:
-            name = self.labels[min(self.index, len(self.labels) - 1)]
-            label = f"  {name}"
-            if len(self.labels) > 1:
-                label += f" ({self.index + 1}/{len(self.labels)})"
-        text = (
-            f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {int(fraction * 100):3d} %  "
-            f"{step:,}/{total:,} steps{label}"
-        )
-        if text[: BAR_WIDTH + 8] == self.shown[: BAR_WIDTH + 8] and step not in (1, total):
-            return  # same bar and percentage: skip the redraw
-        self.shown = text
-        self.width = max(self.width, len(text))
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-
-    def clear(self) -> None:
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-
-
-def progress_bar(output: Output, labels: list[str]) -> ProgressBar | None:
-    return ProgressBar(output.stderr, labels) if ProgressBar.wanted(output.stderr) else None
 
 
 def shown_path(path: str) -> str:
@@ -120,17 +67,15 @@ def run(args: argparse.Namespace, output: Output) -> int:
     scenario = load_scenario(args.scenario)
     check_instruments([policy], book)
     for warning in price_mismatches(book, scenario):
-        output.message(f"warning: {warning}")
-    bar = progress_bar(output, [policy.id])
-    try:
-        result = simulate(policy, book, scenario, progress=bar)
-    finally:
-        if bar is not None:
-            bar.clear()
+        output.warning(warning)
+    with run_progress(output, 1) as progress:
+        result = simulate(policy, book, scenario, progress=progress.start(policy.id))
     if args.format == "json":
         emit(output, as_json(result.as_dict(events=args.events)), args.output)
     else:
-        emit(output, render_result(result, events=args.events), args.output)
+        width, paint = text_style(output, args)
+        text = render_result(result, events=args.events, width=width, paint=paint)
+        emit(output, text, args.output)
     return Exit.OK
 
 
@@ -138,6 +83,30 @@ def add_output_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout"
     )
+
+
+def add_width_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--width",
+        type=int,
+        metavar="N",
+        help="fit text tables in N columns (default: the terminal's width; no limit in a "
+        "pipe or file; 0: no limit)",
+    )
+
+
+def text_style(output: Output, args: argparse.Namespace) -> tuple[int | None, Paint]:
+    """The width text tables fit in and the painter, for text written to stdout or `--output`.
+
+    A report written to a file is plain and, unless --width is given, has no width limit.
+    """
+    to_file = args.output not in (None, "-")
+    width: int | None = args.width
+    if width is not None and width < 0:
+        raise UsageError("--width must be 0 (no limit) or more")
+    if width is None and not to_file:
+        width = output.width
+    return (width or None), (no_paint if to_file else output.paint)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -172,6 +141,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(in JSON: events, deleverages and every account's fate)",
     )
     add_output_option(parser)
+    add_width_option(parser)
 
 
 COMMAND = Command(
@@ -189,7 +159,8 @@ COMMAND = Command(
         the insurance fund (all pools, the lowest any pool fell to, each pool), ADL positions
         closed, volume and haircut, residuals and exhaustion, clawback rate, bad debt, where
         the liquidated money went and the conservation error ("0").  --format json gives the same figures as exact
-        strings (docs/compare.md).  On a terminal a progress bar is drawn on stderr."""),
+        strings (docs/compare.md).  On a terminal, stderr shows the progress (steps, time
+        elapsed and left) and tables fit the window (docs/cli.md)."""),
     configure=configure,
     run=run,
     examples=(

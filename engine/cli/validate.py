@@ -9,10 +9,8 @@ from pathlib import Path
 
 from engine.cli.command import Command, Exit, UsageError, add_format_option
 from engine.cli.output import Output, count_diagnostics, plural
-from engine.dsl.check import did_you_mean
 from engine.policy.load import check_policy, resolve_policy_path
 from engine.policy.model import Policy
-from engine.policy.packaged import shipped_policy_paths
 from engine.source import Diagnostic, sort_diagnostics
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -71,22 +69,7 @@ def expand_paths(references: list[str]) -> list[str]:
     return list(unique.values())
 
 
-def _missing(reference: str) -> Diagnostic | None:
-    """A clearer message than 'cannot read file' for a misspelt shipped policy id."""
-    path = Path(reference)
-    if path.exists() or path.suffix in POLICY_SUFFIXES or "/" in reference:
-        return None
-    ids = [p.stem for p in shipped_policy_paths()]
-    hint = did_you_mean(reference, ids) or ("shipped policies: " + ", ".join(ids) if ids else None)
-    return Diagnostic(
-        "E001", f"no such file or shipped policy '{reference}'", path=reference, hint=hint
-    )
-
-
 def check_file(path: str) -> FileReport:
-    missing = _missing(path)
-    if missing is not None:
-        return FileReport(path, None, (missing,))
     policy, diagnostics = check_policy(path)
     return FileReport(path, policy, tuple(sort_diagnostics(diagnostics)))
 

@@ -6,10 +6,11 @@ import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.dsl.types import RecordType
 from engine.errors import EngineError
+from engine.mechanics.account_frames import positions_frame
 from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import Liquidation, liquidate
 from engine.mechanics.prices import (
@@ -22,6 +23,9 @@ from engine.mechanics.state import AccountState, Evaluator
 from engine.mechanics.trace import Trace, TraceEntry
 from engine.numbers import DECIMAL_CONTEXT, format_decimal
 from engine.policy.model import Policy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _show(value: Any) -> Any:
@@ -102,6 +106,12 @@ class AccountResult:
             "account_after": self.after.as_dict() if self.liquidations else None,
             "trace": [entry.as_dict() for entry in self.trace],
         }
+
+    def to_pandas(self, *, decimals: str = "exact") -> pd.DataFrame:
+        """The account's positions as a DataFrame, one row each (needs ``liqpolicy[analysis]``;
+        many results at once: ``engine.to_pandas(results)``).  Exact Decimals unless
+        `decimals` is ``"float"``."""
+        return positions_frame([self], decimals)
 
 
 def _position_result(

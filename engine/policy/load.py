@@ -43,6 +43,8 @@ from engine.policy.vocabulary import POSITION_FIELDS, RESERVED_NAMES, build_root
 from engine.policy.yaml_reader import Pointer
 from engine.source import Diagnostic, Span
 
+POLICY_SUFFIXES = (".yaml", ".yml")
+
 
 def resolve_policy_path(reference: str | Path) -> Path:
     """A path as given, or the shipped policy with that id."""
@@ -479,8 +481,25 @@ class _Builder:
         )
 
 
+def missing_policy(reference: str | Path) -> Diagnostic | None:
+    """'no such file or shipped policy' with the closest shipped ids, for a reference that is
+    neither a file nor a shipped policy's id (None when it may be a file to read)."""
+    text = str(reference)
+    path = Path(reference)
+    if path.exists() or path.suffix in POLICY_SUFFIXES or "/" in text:
+        return None
+    if (policies_dir() / f"{text}.yaml").is_file():
+        return None
+    ids = sorted(p.stem for p in policies_dir().glob("*.yaml"))
+    hint = did_you_mean(text, ids) or ("shipped policies: " + ", ".join(ids) if ids else None)
+    return Diagnostic("E001", f"no such file or shipped policy '{text}'", path=text, hint=hint)
+
+
 def check_policy(reference: str | Path) -> tuple[Policy | None, list[Diagnostic]]:
     """Load a policy and return it (None when invalid) with every diagnostic, warnings included."""
+    missing = missing_policy(reference)
+    if missing is not None:
+        return None, [missing]
     path = resolve_policy_path(reference)
     try:
         layers = read_layers(path)

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.mechanics.evaluate import AccountResult, PositionResult
 from engine.mechanics.liquidate import Liquidation
-from engine.numbers import format_decimal
+from engine.numbers import format_decimal, group_thousands
 
 RATIO_PLACES = Decimal("0.000001")
 
@@ -19,11 +19,7 @@ def money(value: Any) -> str:
         return "—"
     if not isinstance(value, Decimal):
         return str(value)
-    text = format_decimal(value)
-    sign = "-" if text.startswith("-") else ""
-    whole, _, fraction = text.lstrip("-").partition(".")
-    grouped = f"{int(whole):,}"
-    return sign + grouped + (f".{fraction}" if fraction else "")
+    return group_thousands(format_decimal(value))
 
 
 def ratio(value: Any) -> str:

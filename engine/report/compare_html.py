@@ -23,6 +23,7 @@ from engine.report.compare_text import (
     summary_rows,
 )
 from engine.simulation.compare import Comparison
+from engine.table_layout import SCROLL_CSS, scrolling
 
 FUND_CHART = "Insurance fund over time"
 MONEY_CHART = "Where the liquidated money went"
@@ -49,6 +50,7 @@ svg.chart { max-width: 100%; height: auto; }
 .muted { color: #555; font-size: .9rem; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .88em; }
 """
+CSS += SCROLL_CSS  # wide tables (many policies) scroll sideways, labels in view
 
 
 def _e(text: object) -> str:
@@ -175,6 +177,7 @@ def differences_section(comparison: Comparison) -> list[str]:
     if not comparison.differences:
         return [*lines, "<p>Every account fared the same under every policy.</p>", "</section>"]
     lines.append(
+        '<div class="table-scroll">'
         '<table class="differences"><caption>Largest difference in loss first</caption>'
         '<thead><tr><th scope="col">Account</th><th scope="col">Loss differs by</th>'
     )
@@ -188,7 +191,7 @@ def differences_section(comparison: Comparison) -> list[str]:
             f'</th><td class="num">{_e(money(difference.spread))}</td>{fates}'
             f'<td class="text"><ul>{reasons}</ul></td></tr>'
         )
-    return [*lines, "</tbody></table>", "</section>"]
+    return [*lines, "</tbody></table>", "</div>", "</section>"]
 
 
 def curve_table(comparison: Comparison) -> list[str]:
@@ -248,10 +251,14 @@ def render_comparison_html(comparison: Comparison) -> str:
             f"<code>{_e(r.policy_digest[:19])}…</code></li>"
             for r in comparison.results
         ),
+        *(
+            f"<li><strong>{_e(s.policy_id)}</strong> skipped: {_e(s.reason)}</li>"
+            for s in comparison.skipped
+        ),
         "</ul>",
         "<section>",
         "<h2>Side by side</h2>",
-        *summary_table(comparison),
+        *scrolling(summary_table(comparison)),
         "</section>",
         "<section>",
         "<h2>Charts</h2>",
@@ -270,7 +277,7 @@ def render_comparison_html(comparison: Comparison) -> str:
             curve_chart(comparison),
             "How far the price may move against a fresh position before each policy liquidates it.",
         ),
-        *curve_table(comparison),
+        *scrolling(curve_table(comparison)),
         "</section>",
         "<section>",
         "<h2>About the scenario</h2>",

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from engine.report.account_text import money
 from engine.report.compare_text import curve_caption, curve_rows, fate_text, summary_rows
 from engine.simulation.compare import Comparison
+from engine.table_layout import Column, Table, TableRow, markdown_lines
 
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 
@@ -24,13 +25,12 @@ def cell(text: str, *, code: bool = False) -> str:
 def table(
     headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] | None = None
 ) -> list[str]:
-    """A Markdown table of cells already escaped with :func:`cell`; the `right` columns
-    (default: all but the first) are right-aligned."""
+    """Markdown tables of cells already escaped with :func:`cell`; the `right` columns
+    (default: all but the first) are right-aligned.  Past four columns after the first, the
+    table is split in blocks that each repeat the first column (engine/table_layout.py)."""
     numeric = set(range(1, len(headers)) if right is None else right)
-    align = ["---:" if i in numeric else "---" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
+    columns = tuple(Column(h, "right" if i in numeric else "left") for i, h in enumerate(headers))
+    return markdown_lines(Table(columns, tuple(TableRow(tuple(row)) for row in rows)))
 
 
 def render_comparison_markdown(comparison: Comparison) -> str:
@@ -49,6 +49,7 @@ def render_comparison_markdown(comparison: Comparison) -> str:
         f"- **{cell(r.policy_id)}**: {cell(r.policy_title)} (`{r.policy_digest[:19]}…`)"
         for r in comparison.results
     ]
+    lines += [f"- **{cell(s.policy_id)}** skipped: {cell(s.reason)}" for s in comparison.skipped]
     lines += ["", "## Side by side", ""]
     rows = []
     for row in summary_rows(comparison.results):

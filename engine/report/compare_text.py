@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from engine.numbers import ZERO, format_decimal
+from engine.paint import Paint, Role, no_paint
 from engine.report.account_text import money
 from engine.simulation.compare import AccountDifference, Comparison, LeverageCurve
 from engine.simulation.results import Fate, SimulationResult
 from engine.simulation.waterfall import Deleverage, Takeover
+from engine.table_layout import Column, Table, TableRow, text_lines
 
 RATIO_PLACES = 6
 NOTIONAL_PLACES = 8  # a notional is a valuation, not money moved: shown shortened, marked "…"
@@ -289,20 +291,32 @@ def heading(comparison: Comparison) -> list[str]:
         f"Policy {r.policy_id}: {r.policy_title} ({r.policy_digest[:19]}…)"
         for r in comparison.results
     ]
+    lines += [f"Skipped {s.policy_id}: {s.reason}" for s in comparison.skipped]
     return lines
 
 
-def table_lines(headers: Sequence[str], rows: Sequence[Row], *, label_width: int = 0) -> list[str]:
-    """An aligned table: labels left, one right-aligned column per policy."""
-    cells = [row.shown() for row in rows]
-    labels = [("  " * row.level) + row.label for row in rows]
-    width = max([label_width, *map(len, labels)])
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
-    out = ["  ".join([" " * width, *(h.rjust(w) for h, w in zip(headers, widths, strict=True))])]
-    for label, row_cells in zip(labels, cells, strict=True):
-        shown = (c.rjust(w) for c, w in zip(row_cells, widths, strict=True))
-        out.append("  ".join([label.ljust(width), *shown]).rstrip())
-    return out
+def summary_table(headers: Sequence[str], rows: Sequence[Row]) -> Table:
+    """The figures as a layout table (engine/table_layout.py): labels, then a column per policy;
+    group headings as heading rows, rows whose values differ marked "differs"."""
+    laid = []
+    for row in rows:
+        if row.values and row.values[0] is None:
+            laid.append(TableRow((row.label, *("" for _ in headers)), row.level, "heading"))
+        else:
+            role: Role | None = "differs" if len(headers) > 1 and row.differs else None
+            laid.append(TableRow((row.label, *row.shown()), row.level, role))
+    return Table((Column("", "left"), *(Column(h) for h in headers)), tuple(laid))
+
+
+def table_lines(
+    headers: Sequence[str],
+    rows: Sequence[Row],
+    *,
+    width: int | None = None,
+    paint: Paint = no_paint,
+) -> list[str]:
+    """An aligned table: labels left, one right-aligned column per policy, fitted to `width`."""
+    return text_lines(summary_table(headers, rows), width=width, paint=paint)
 
 
 def difference_lines(
@@ -321,31 +335,32 @@ def difference_lines(
     return lines
 
 
-def render_comparison(comparison: Comparison) -> str:
-    """The whole comparison as plain text."""
+def render_comparison(
+    comparison: Comparison, *, width: int | None = None, paint: Paint = no_paint
+) -> str:
+    """The whole comparison as text; tables fitted to `width` cells (None: no limit) and
+    painted by `paint` (engine/paint.py: plain by default)."""
     ids = comparison.policy_ids
     lines = [*heading(comparison), ""]
-    lines += table_lines(ids, summary_rows(comparison.results))
+    lines += table_lines(ids, summary_rows(comparison.results), width=width, paint=paint)
     if len(ids) > 1:
         lines += [
             "",
-            f"Accounts whose fate differs most ({len(comparison.differences)} shown, "
-            "largest difference in loss first)",
+            paint(
+                f"Accounts whose fate differs most ({len(comparison.differences)} shown, "
+                "largest difference in loss first)",
+                "heading",
+            ),
         ]
         lines += difference_lines(comparison.differences, ids)
     curve = comparison.curve
     if curve is not None:
-        lines += ["", curve_caption(curve)]
-        rows = curve_rows(curve, ids)
-        widths = [max(len(pid), *(len(r[1][i]) for r in rows)) for i, pid in enumerate(ids)]
-        headers = (p.rjust(w) for p, w in zip(ids, widths, strict=True))
-        lines.append("  ".join(["  leverage", *headers]))
-        for label, prices in rows:
-            lines.append(
-                "  ".join(
-                    [f"  {label:>8}", *(p.rjust(w) for p, w in zip(prices, widths, strict=True))]
-                )
-            )
+        lines += ["", paint(curve_caption(curve), "heading")]
+        table = Table(
+            (Column("leverage"), *(Column(pid) for pid in ids)),
+            tuple(TableRow((label, *prices)) for label, prices in curve_rows(curve, ids)),
+        )
+        lines += text_lines(table, width=width, indent=2, paint=paint)
     return "\n".join(lines) + "\n"
 
 
@@ -388,17 +403,24 @@ def deleverage_line(d: Deleverage) -> str:
     )
 
 
-def render_result(result: SimulationResult, *, events: bool = False) -> str:
-    """One simulation as plain text (`liqpolicy simulate`); with `events`, every liquidation."""
+def render_result(
+    result: SimulationResult,
+    *,
+    events: bool = False,
+    width: int | None = None,
+    paint: Paint = no_paint,
+) -> str:
+    """One simulation as text (`liqpolicy simulate`); with `events`, every liquidation.
+    `width` and `paint` as for :func:`render_comparison`."""
     lines = [
         f"Policy {result.policy_id}: {result.policy_title} ({result.policy_digest[:19]}…)",
         f"Scenario {result.scenario_id}: {result.steps:,} steps, {result.accounts:,} accounts; "
         f"money in {result.currency or '—'}",
         "",
     ]
-    lines += table_lines([result.policy_id], summary_rows([result]))
+    lines += table_lines([result.policy_id], summary_rows([result]), width=width, paint=paint)
     if result.clawbacks:
-        lines += ["", "Clawbacks:"]
+        lines += ["", paint("Clawbacks:", "heading")]
         lines += [
             f"  t={c.time} s: uncovered {money(c.uncovered)} over profit "
             f"{money(c.total_profit)}, rate {ratio_text(c.rate)}, collected "
@@ -407,7 +429,7 @@ def render_result(result: SimulationResult, *, events: bool = False) -> str:
             for c in result.clawbacks
         ]
     if events:
-        lines += ["", f"Liquidations ({len(result.events):,}):"]
+        lines += ["", paint(f"Liquidations ({len(result.events):,}):", "heading")]
         for event in result.events:
             statement = event.liquidation.statement
             kind = "full" if statement.fully_liquidated else "partial"
@@ -431,10 +453,15 @@ def render_result(result: SimulationResult, *, events: bool = False) -> str:
                 for a in event.allocations
             ]
         if result.deleverages:
-            lines += ["", f"ADL ({len(result.deleverages):,}):"]
+            lines += ["", paint(f"ADL ({len(result.deleverages):,}):", "heading")]
             lines += [deleverage_line(d) for d in result.deleverages]
         if result.exhaustions:
-            lines += ["", f"ADL exhausted: no counterparty left ({len(result.exhaustions):,}):"]
+            lines += [
+                "",
+                paint(
+                    f"ADL exhausted: no counterparty left ({len(result.exhaustions):,}):", "heading"
+                ),
+            ]
             lines += [
                 f"  t={e.time} s  {e.account_id}  {e.symbol}: "
                 + (f"{money(e.contracts)} contracts sold into the market, " if e.contracts else "")

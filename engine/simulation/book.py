@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.dsl.check import did_you_mean
 from engine.errors import InputError
 from engine.simulation.book_csv import read_csv
 from engine.simulation.book_format import CSV_COLUMNS, MARGIN_MODES, SIDES, Report
@@ -120,6 +121,18 @@ def read_book(text: str, path: str = "<book>", *, csv: bool | None = None) -> Bo
     return Book(tuple(accounts), path=path)
 
 
+def _missing(reference: str | Path, path: Path) -> Diagnostic | None:
+    """'no such file or shipped book' with the closest shipped ids, for a reference that looks
+    like a misspelt id rather than a path."""
+    text = str(reference)
+    if path.exists() or Path(text).suffix or "/" in text:
+        return None
+    suffixes = (*JSONL_SUFFIXES, *CSV_SUFFIXES)
+    ids = sorted({p.stem for p in books_dir().iterdir() if p.suffix in suffixes})
+    hint = did_you_mean(text, ids) or ("shipped books: " + ", ".join(ids) if ids else None)
+    return Diagnostic("E001", f"no such file or shipped book '{text}'", path=text, hint=hint)
+
+
 def load_book(reference: str | Path) -> Book:
     """Load a book file (JSON lines or CSV, by suffix or content) or a shipped book by id."""
     path = resolve_book_path(reference)
@@ -127,6 +140,9 @@ def load_book(reference: str | Path) -> Book:
     try:
         data = path.read_bytes()
     except OSError as exc:
+        missing = _missing(reference, path)
+        if missing is not None:
+            raise InputError(diagnostics=[missing]) from exc
         message = f"cannot read file: {exc.strerror or exc}"
         raise InputError(diagnostics=[Diagnostic("E001", message, path=name)]) from exc
     try:

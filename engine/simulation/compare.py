@@ -7,18 +7,27 @@ liquidation price moves with leverage for a reference position.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.errors import EngineError
+from engine.errors import EngineError, InputError
 from engine.mechanics.quote import quote_prices
 from engine.numbers import format_decimal
 from engine.policy.model import Policy
 from engine.simulation.model import Book, Scenario
+from engine.simulation.result_display import comparison_html
+from engine.simulation.result_frames import comparison_frame
 from engine.simulation.results import Fate, SimulationResult
 from engine.simulation.simulate import Progress, simulate
+from engine.source import Diagnostic
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RunStart = Callable[[str], Progress | None]
+"""Called with a policy's id as its run starts; returns the step callback for that run."""
 
 CURVE_LEVERAGES = tuple(Decimal(x) for x in (1, 2, 3, 5, 10, 20, 25, 50, 75, 100, 125))
 
@@ -70,6 +79,30 @@ class LeverageCurve:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedPolicy:
+    """A policy left out of a comparison: it has no market for instruments the book trades."""
+
+    policy_id: str
+    instruments: tuple[str, ...]
+    accounts: int  # accounts of the book holding a position in them
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"no market for {', '.join(self.instruments)} "
+            f"({self.accounts:,} account{'' if self.accounts == 1 else 's'} of the book trade "
+            f"{'it' if len(self.instruments) == 1 else 'them'})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy_id,
+            "missing_instruments": list(self.instruments),
+            "accounts": self.accounts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """Several policies run on one book and scenario, with the differences explained."""
 
@@ -79,12 +112,14 @@ class Comparison:
     results: tuple[SimulationResult, ...]
     differences: tuple[AccountDifference, ...]
     curve: LeverageCurve | None
+    skipped: tuple[SkippedPolicy, ...] = ()  # left out by `skip_missing`, in the order given
 
     @property
     def policy_ids(self) -> list[str]:
         return [r.policy_id for r in self.results]
 
     def as_dict(self, *, events: bool = False) -> dict[str, Any]:
+        skipped = {"skipped": [s.as_dict() for s in self.skipped]} if self.skipped else {}
         return {
             "scenario": {
                 "id": self.scenario.id,
@@ -95,7 +130,23 @@ class Comparison:
             "policies": [r.as_dict(events=events) for r in self.results],
             "differences": [d.as_dict(self.policy_ids) for d in self.differences],
             "leverage_curve": self.curve.as_dict() if self.curve else None,
+            **skipped,
         }
+
+    def to_pandas(self, table: str = "summary", *, decimals: str = "exact") -> pd.DataFrame:
+        """One of the comparison's tables as a pandas DataFrame (needs ``liqpolicy[analysis]``).
+
+        `table`: ``summary`` (default: one row per policy, a column per figure), the
+        simulation tables stacked with a ``policy`` column (``fates``, ``events``, ``orders``,
+        ``allocations``, ``deleverages``, ``clawbacks``, ``insurance_fund``), ``differences``
+        or ``leverage_curve`` (engine/simulation/result_frames.py).  Money stays exact
+        (Decimal objects) unless `decimals` is ``"float"``.
+        """
+        return comparison_frame(self, table, decimals)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the figures side by side, differences in bold."""
+        return comparison_html(self)
 
 
 def _reasons(ids: Sequence[str], fates: Sequence[Fate]) -> list[str]:
@@ -201,16 +252,68 @@ def leverage_curve(
     return LeverageCurve(instrument, "long", quantity, entry, points, kind)
 
 
+def missing_instruments(policy: Policy, book: Book) -> SkippedPolicy | None:
+    """The book's instruments `policy` has no market for (None: it has every one)."""
+    have = {market.instrument or symbol for symbol, market in policy.markets.items()}
+    missing: set[str] = set()
+    accounts = 0
+    for account in book.accounts:
+        lacking = {p.instrument for p in account.positions} - have
+        if lacking:
+            missing |= lacking
+            accounts += 1
+    if not missing:
+        return None
+    return SkippedPolicy(policy.id, tuple(sorted(missing)), accounts)
+
+
 def compare(
     policies: Sequence[Policy],
     book: Book,
     scenario: Scenario,
     *,
     limit: int = 10,
-    progress: Progress | None = None,
+    progress: RunStart | None = None,
+    skip_missing: bool = False,
 ) -> Comparison:
-    """Simulate each policy on the same book and scenario and explain the differences."""
-    results = tuple(simulate(policy, book, scenario, progress=progress) for policy in policies)
+    """Simulate each policy on the same book and scenario and explain the differences.
+
+    A policy without a market for an instrument the book trades cannot run on that book: with
+    `skip_missing` it is left out (listed in `Comparison.skipped`); otherwise nothing runs and
+    :class:`InputError` E620 names every such policy.  `progress(policy_id)` is called as each
+    run starts and returns that run's step callback (or None).
+    """
+    lacking = [found for p in policies if (found := missing_instruments(p, book)) is not None]
+    if lacking and not skip_missing:
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E620",
+                    f"{item.policy_id} has {item.reason}",
+                    path=book.path or "<book>",
+                    hint="add a market with that `instrument` to the policy, or leave the "
+                    "policy out of the comparison (`--skip-missing`, `skip_missing=True`)",
+                )
+                for item in lacking
+            ]
+        )
+    left_out = {item.policy_id for item in lacking}
+    kept = [p for p in policies if p.id not in left_out]
+    if not kept:
+        raise InputError(
+            diagnostics=[
+                Diagnostic(
+                    "E624",
+                    "no policy has markets for every instrument the book trades: nothing to compare",
+                    path=book.path or "<book>",
+                    hint="; ".join(f"{item.policy_id}: {item.reason}" for item in lacking),
+                )
+            ]
+        )
+    results = tuple(
+        simulate(policy, book, scenario, progress=progress(policy.id) if progress else None)
+        for policy in kept
+    )
     traded = sorted({p.instrument for a in book.accounts for p in a.positions})
     return Comparison(
         scenario,
@@ -218,5 +321,6 @@ def compare(
         book.path,
         results,
         _differences(results, limit),
-        leverage_curve(policies, scenario, traded[0] if traded else None),
+        leverage_curve(kept, scenario, traded[0] if traded else None),
+        tuple(lacking),
     )

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.mechanics.liquidate import Liquidation
 from engine.numbers import ZERO, format_decimal
+from engine.simulation.result_display import result_html
+from engine.simulation.result_frames import result_frame
 from engine.simulation.waterfall import Allocation, Deleverage, Exhaustion, Takeover
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _s(value: Decimal) -> str:
@@ -364,3 +369,17 @@ class SimulationResult:
             data["adl_exhaustions"] = [e.as_dict() for e in self.exhaustions]
             data["fates"] = [f.as_dict() for _, f in sorted(self.fates.items())]
         return data
+
+    def to_pandas(self, table: str = "fates", *, decimals: str = "exact") -> pd.DataFrame:
+        """One of the result's tables as a pandas DataFrame (needs ``liqpolicy[analysis]``).
+
+        `table`: ``fates`` (default, one row per account), ``events``, ``orders``,
+        ``allocations``, ``deleverages``, ``clawbacks``, ``insurance_fund`` or ``summary``
+        (engine/simulation/result_frames.py).  Money stays exact (Decimal objects) unless
+        `decimals` is ``"float"``.
+        """
+        return result_frame(self, table, decimals)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the headline figures as a compact table."""
+        return result_html(self)

@@ -1,14 +1,10 @@
-"""`liqpolicy simulate`: text and JSON summaries, --events, --output, and the progress bar."""
+"""`liqpolicy simulate`: text and JSON summaries, --events and --output (progress: tests/test_terminal.py)."""
 
 from __future__ import annotations
 
-import io
 import json
 
-import pytest
-
 from engine.cli import main
-from engine.cli.simulate import ProgressBar
 from engine.errors import ConservationError
 
 SUMMARY_KEYS = {
@@ -181,38 +177,6 @@ def test_simulate_unknown_instrument_is_an_input_error(capsys, tmp_path, scenari
     assert code == 2
     assert out == ""
     assert "E620" in err
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_draws_only_on_a_terminal():
-    assert not ProgressBar.wanted(io.StringIO())
-    assert ProgressBar.wanted(FakeTerminal())
-    stream = FakeTerminal()
-    bar = ProgressBar(stream, ["binance-usdm", "huobi-linear-swap"])
-    for policy in range(2):
-        for step in range(1, 201):
-            bar(step, 200)
-        assert policy == bar.index
-    bar.clear()
-    text = stream.getvalue()
-    assert text.startswith("\r[")
-    assert "100 %  200/200 steps  huobi-linear-swap (2/2)" in text
-    assert "binance-usdm (1/2)" in text
-    assert text.count("\r") < 2 * 200  # redrawn when the percentage changes, not every step
-    assert text.endswith("\r")
-
-
-@pytest.mark.parametrize("total", [1, 3])
-def test_progress_bar_short_runs(total):
-    stream = FakeTerminal()
-    bar = ProgressBar(stream)
-    for step in range(1, total + 1):
-        bar(step, total)
-    assert f"100 %  {total}/{total} steps" in stream.getvalue()
 
 
 def test_a_conservation_failure_is_an_internal_error_exit_3(
