@@ -158,6 +158,7 @@ def test_compare_html_is_self_contained_and_well_formed(capsys, tmp_path, book_p
     code, out, err = call(
         capsys,
         "compare",
+        *POLICIES,
         "--book",
         book_path,
         "--scenario",
@@ -257,3 +258,22 @@ def test_default_policies_are_the_shipped_base_policies():
     defaults = default_policies()
     assert set(POLICIES) <= set(defaults)
     assert "binance-usdm-faq-example" not in defaults  # a variant that extends binance-usdm
+
+
+def test_defaults_without_a_market_for_the_book_are_left_out_and_named(
+    capsys, book_path, scenario_path
+):
+    """The book trades BTC/USDT only: the inverse base policies (BTC/USD) cannot run it, so the
+    default set leaves them out and says so instead of refusing the whole run (E620)."""
+    code, out, err = call(
+        capsys, "compare", "--book", book_path, "--scenario", scenario_path, "--format", "json"
+    )
+    assert code == 0, err
+    ran = [p["policy"] for p in json.loads(out)["policies"]]
+    assert "bitmex-xbtusd" not in ran and "bybit-inverse-perpetual" not in ran
+    assert set(POLICIES) <= set(ran)
+    assert (
+        "note: left out shipped policies with no market for the book's instruments (BTC/USDT):"
+        in err
+    )
+    assert "bitmex-xbtusd" in err
