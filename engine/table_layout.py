@@ -140,7 +140,9 @@ def _measure(table: Table, *, wrap: bool) -> _Block:
     for index, column in enumerate(table.columns):
         cells = _cells(table, index)
         if index == 0:  # group headings sit in the first column
-            cells += [row.cells[0] for row in table.rows if row.role == "heading"]
+            cells += [
+                "  " * row.level + row.cells[0] for row in table.rows if row.role == "heading"
+            ]
         body = max(map(cell_width, cells), default=0)
         lines = [column.header]
         if wrap and index >= table.stub and cell_width(column.header) > body:
@@ -190,7 +192,8 @@ def _render(block: _Block, indent: str, paint: Paint) -> list[str]:
         lines.append((indent + (" " * GAP).join(cells)).rstrip())
     for row in table.rows:
         if row.role == "heading":
-            lines.append((indent + pad(row.cells[0], 0, "left", paint, "heading")).rstrip())
+            label = "  " * row.level + row.cells[0]
+            lines.append((indent + pad(label, 0, "left", paint, "heading")).rstrip())
             continue
         cells = []
         for index, (column, width) in enumerate(zip(table.columns, block.widths, strict=True)):

@@ -213,3 +213,17 @@ def test_blocks_are_as_even_as_possible(count, groups, sizes):
     found = _even_groups(count, groups)
     assert [len(g) for g in found] == sizes
     assert [i for g in found for i in g] == list(range(count))
+
+
+def test_a_group_heading_keeps_its_level():
+    """A level-1 heading is indented like level-1 rows (two spaces per level); the label column
+    is as wide as its widest entry, the indented `    start` (9), then two spaces of gap."""
+    table = Table(
+        (Column("", "left"), Column("a")),
+        (
+            TableRow(("fund", "10"), 0),
+            TableRow(("pool X", ""), 1, "heading"),
+            TableRow(("start", "5"), 2),
+        ),
+    )
+    assert text_lines(table) == ["            a", "fund       10", "  pool X", "    start   5"]

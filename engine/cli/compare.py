@@ -1,7 +1,8 @@
 """`liqpolicy compare [POLICY...]`: several policies on the same book and crash, side by side.
 
 With no arguments it runs the shipped base policies (every shipped policy that extends no other)
-on the shipped demo book through the flash-crash scenario: the README's first command.
+that have a market for every instrument of the book, on the shipped demo book through the
+flash-crash scenario: the README's first command.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from engine.cli.simulate import (
     text_style,
 )
 from engine.policy.load import load_policy
+from engine.policy.model import Policy
 from engine.policy.packaged import shipped_policy_paths
 from engine.report.compare_html import render_comparison_html
 from engine.report.compare_markdown import render_comparison_markdown
 from engine.report.compare_text import render_comparison
 from engine.simulation.compare import compare, missing_instruments
-from engine.simulation.model import price_mismatches
+from engine.simulation.model import Book, price_mismatches
 from engine.simulation.scenario import load_scenario
 
 DEFAULT_BOOK = "demo"  # books/demo.jsonl
@@ -47,6 +49,16 @@ def default_policies() -> list[str]:
     ]
 
 
+def _book_instruments(book: Book) -> set[str]:
+    return {position.instrument for account in book.accounts for position in account.positions}
+
+
+def _covers(policy: Policy, instruments: set[str]) -> bool:
+    """Whether the policy has a market for every instrument of the book."""
+    listed = {market.instrument or symbol for symbol, market in policy.markets.items()}
+    return instruments <= listed
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.limit < 0:
         raise UsageError("--limit must be 0 or more")
@@ -64,6 +76,20 @@ def run(args: argparse.Namespace, output: Output) -> int:
         seen[policy.id] = reference
     book = read_book(args.book or DEFAULT_BOOK)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
+    if not args.policies:
+        instruments = _book_instruments(book)
+        left_out = [p.id for p in policies if not _covers(p, instruments)]
+        policies = [p for p in policies if _covers(p, instruments)]
+        if left_out:
+            output.message(
+                "note: left out shipped policies with no market for the book's instruments "
+                f"({', '.join(sorted(instruments))}): {', '.join(left_out)}"
+            )
+        if not policies:
+            raise UsageError(
+                "no shipped policy has markets for every instrument of the book",
+                "name the policies to compare",
+            )
     runs = len(policies)
     if args.skip_missing:
         for policy in policies:
@@ -153,7 +179,8 @@ COMMAND = Command(
         then the accounts whose fate differs most and the rule
         that made the difference, and each policy's liquidation price against leverage.
 
-        With no POLICY, compares the shipped base policies (those that extend no other) on
+        With no POLICY, compares the shipped base policies (those that extend no other and have
+        a market for every instrument of the book; the others are named on stderr) on
         the shipped book `{DEFAULT_BOOK}` through `{DEFAULT_SCENARIO}`.  --format html writes one
         self-contained page (inline CSS and SVG charts, no scripts or downloads); json gives
         every figure as an exact string (docs/compare.md).

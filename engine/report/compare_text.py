@@ -300,7 +300,7 @@ def summary_table(headers: Sequence[str], rows: Sequence[Row]) -> Table:
     group headings as heading rows, rows whose values differ marked "differs"."""
     laid = []
     for row in rows:
-        if row.values and row.values[0] is None:
+        if row.heading:
             laid.append(TableRow((row.label, *("" for _ in headers)), row.level, "heading"))
         else:
             role: Role | None = "differs" if len(headers) > 1 and row.differs else None

@@ -140,6 +140,7 @@ def _market_fields(market: Market | None) -> dict[str, str]:
         "kind": market.kind,
         "contract size": format_decimal(market.contract_size),
         "tick size": format_decimal(market.tick_size),
+        "settlement currency": market.settlement_currency or ABSENT,
         "quantity step": format_decimal(market.quantity_step) if market.quantity_step else ABSENT,
         "tier table": market.tiers.name if market.tiers is not None else ABSENT,
     }
@@ -176,8 +177,10 @@ def _steps(policy: Policy) -> list[str]:
         repeat = f", up to {step.repeat} times" if step.repeat > 1 else ""
         text = f"{step.name} ({step.kind}{repeat})"
         when, quantity = expression(policy, step.when), expression(policy, step.quantity)
+        limit = expression(policy, step.limit_price)
         text += f"; when {when}" if when else ""
         text += f"; quantity {quantity}" if quantity else ""
+        text += f"; immediate-or-cancel at {limit}" if limit else ""
         lines.append(text)
     return lines
 
@@ -222,11 +225,21 @@ def _waterfall(policy: Policy) -> dict[str, str]:
         "ADL eligibility": (expression(policy, spec.adl_eligible) or "profitable positions")
         if "adl" in order
         else ABSENT,
+        "ADL mode": spec.adl_mode if "adl" in order else ABSENT,
+        "ADL price": (expression(policy, spec.adl_price) or "order.bankruptcy_price (default)")
+        if "adl" in order
+        else ABSENT,
         "clawback": _clawback(policy) if "clawback" in order else ABSENT,
         "debt waived below": format_decimal(spec.waive_below)
         if "debt" in order and spec.waive_below is not None
         else ABSENT,
     }
+
+
+def _validity(policy: Policy) -> str:
+    if policy.valid_from is None and policy.valid_until is None:
+        return ABSENT
+    return f"{policy.valid_from or '…'} to {policy.valid_until or 'today'}"
 
 
 def _definitions(a: Policy, b: Policy) -> DiffSection:
@@ -260,6 +273,7 @@ def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
                     "id": a.id,
                     "title": a.title,
                     "extends": a.extends or ABSENT,
+                    "valid": _validity(a),
                     "digest": a.digest,
                     "sources cited": str(len(a.sources)),
                 },
@@ -267,6 +281,7 @@ def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
                     "id": b.id,
                     "title": b.title,
                     "extends": b.extends or ABSENT,
+                    "valid": _validity(b),
                     "digest": b.digest,
                     "sources cited": str(len(b.sources)),
                 },

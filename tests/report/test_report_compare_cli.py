@@ -158,6 +158,7 @@ def test_compare_html_is_self_contained_and_well_formed(capsys, tmp_path, book_p
     code, out, err = call(
         capsys,
         "compare",
+        *POLICIES,
         "--book",
         book_path,
         "--scenario",
@@ -264,3 +265,38 @@ def test_default_policies_are_the_shipped_base_policies():
     defaults = default_policies()
     assert set(POLICIES) <= set(defaults)
     assert "binance-usdm-faq-example" not in defaults  # a variant that extends binance-usdm
+
+
+def test_defaults_without_a_market_for_the_book_are_left_out_and_named(
+    capsys, book_path, scenario_path
+):
+    """The book trades BTC/USDT only: the inverse base policies (BTC/USD) cannot run it, so the
+    default set leaves them out and says so instead of refusing the whole run (E620)."""
+    code, out, err = call(
+        capsys, "compare", "--book", book_path, "--scenario", scenario_path, "--format", "json"
+    )
+    assert code == 0, err
+    ran = [p["policy"] for p in json.loads(out)["policies"]]
+    assert "bitmex-xbtusd" not in ran and "bybit-inverse-perpetual" not in ran
+    assert set(POLICIES) <= set(ran)
+    assert (
+        "note: left out shipped policies with no market for the book's instruments (BTC/USDT):"
+        in err
+    )
+    assert "bitmex-xbtusd" in err
+
+
+def test_a_figure_missing_under_the_first_policy_is_a_dash_not_a_heading():
+    """A pool only the second policy has: its rows show `—` then the value, never an empty
+    heading row (a regression: a first value of None once made the row a group heading)."""
+    from decimal import Decimal
+
+    from engine.report.compare_text import Row, table_lines
+
+    rows = [
+        Row("insurance_funds.shared", "pool shared", (None, None), heading=True, level=1),
+        Row("insurance_funds.shared.start", "start", (None, Decimal(150)), level=2),
+    ]
+    lines = table_lines(["a", "b"], rows)
+    assert lines[1] == "  pool shared"
+    assert lines[2].split() == ["start", "—", "150"]

@@ -115,3 +115,21 @@ def test_diff_unknown_policy(capsys):
     assert code == 2
     assert out == ""
     assert "no-such-policy" in err
+
+
+def test_diff_shows_validity_settlement_currency_limit_and_adl_price():
+    """The keys the venue policies brought: validity dates, settlement currency, a step's
+    immediate-or-cancel limit, ADL mode and price (a policy's own, or the default)."""
+    diff = diff_policies(load_policy("dydx-v4"), load_policy("hyperliquid"))
+    rows = {(s.title, r.label): (r.a, r.b) for s in diff.sections for r in s.rows}
+    assert rows[("Market BTC/USDT", "settlement currency")] == ("USDC", "USDC")
+    assert "immediate-or-cancel at fillable_price" in (rows[("Steps", "step 1")][0] or "")
+    assert rows[("Waterfall", "ADL price")] == (
+        "order.bankruptcy_price",
+        "market.previous_mark_price",
+    )
+    assert rows[("Waterfall", "ADL mode")] == ("replace_market_sale", "replace_market_sale")
+    dated = diff_policies(load_policy("bitmex-xbtusd"), load_policy("bitmex-xbtusd-dpe-2016"))
+    rows = {(s.title, r.label): (r.a, r.b) for s in dated.sections for r in s.rows}
+    assert rows[("Policy", "valid")] == ("—", "… to 2016-10-03")
+    assert rows[("Waterfall", "ADL price")] == ("order.bankruptcy_price", "—")
