@@ -26,6 +26,7 @@ from engine.cli import (
     schema,
     serve,
     simulate,
+    sweep,
     test_cmd,
     validate,
 )
@@ -43,6 +44,7 @@ COMMANDS: tuple[Command, ...] = (
     book.COMMAND,
     simulate.COMMAND,
     compare.COMMAND,
+    sweep.COMMAND,
     diff.COMMAND,
     expr.COMMAND,
     schema.COMMAND,
