@@ -365,8 +365,8 @@ class _Loader:
         return tuple(found) if ok else None
 
     # -- report ------------------------------------------------------------------------------
-    def charts(self, parameters: Sequence[Parameter]) -> tuple[Chart, ...]:
-        names = [p.name for p in parameters]
+    def charts(self) -> tuple[Chart, ...]:
+        names = [spec["name"] for spec in self.data.get("parameters", [])]
         found: list[Chart] = []
         for index, spec in enumerate(self.data.get("report", {}).get("charts", [])):
             base: Pointer = ("report", "charts", index)
@@ -396,7 +396,7 @@ class _Loader:
         scenarios = self.inputs("scenario", "scenarios")
         books = self.inputs("book", "books")
         parameters = self.parameters(policies)
-        charts = self.charts(parameters)
+        charts = self.charts()
         if self.diagnostics:
             return None
         return Grid(

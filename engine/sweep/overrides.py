@@ -212,7 +212,8 @@ def _transform(data: dict[str, Any], parameter: Parameter, value: Value) -> Chan
             start: Decimal = frames[0]["mark"]
             for frame in frames:
                 move = _scaled(frame["mark"] - start, factor)
-                frame["mark"] = quantize_to_step(start + move, spec["price_step"], "half_even")
+                mark = quantize_to_step(start + move, spec["price_step"], "half_even")
+                frame["mark"] = Decimal(format_decimal(mark))
         return Change(parameter.name, f"crash depth x{value.label}")
     if parameter.transform == "duration":
         step = int(data["step_seconds"])

@@ -68,11 +68,16 @@ def _is_scalar(value: Any) -> bool:
     return not isinstance(value, Mapping | list)
 
 
+def _one_line(value: Any) -> bool:
+    """A scalar that flow style writes without hiding a line break in an escape."""
+    return _is_scalar(value) and not (isinstance(value, str) and "\n" in value)
+
+
 def _flow(value: Any) -> str | None:
     """Flow text for a list of scalars or a mapping of scalars, when short and one line."""
-    if isinstance(value, list) and all(_is_scalar(item) for item in value):
+    if isinstance(value, list) and all(_one_line(item) for item in value):
         text = "[" + ", ".join(scalar(item) for item in value) + "]"
-    elif isinstance(value, Mapping) and value and all(_is_scalar(v) for v in value.values()):
+    elif isinstance(value, Mapping) and value and all(_one_line(v) for v in value.values()):
         text = "{" + ", ".join(f"{_key(str(k))}: {scalar(v)}" for k, v in value.items()) + "}"
     else:
         return None
