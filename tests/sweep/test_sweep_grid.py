@@ -53,7 +53,7 @@ def write(folder: Path, name: str, text: str) -> Path:
 def test_the_test_grid_loads_with_its_inputs_resolved_next_to_it():
     grid = load_grid(DATA / "grid.yaml")
     assert [p.reference for p in grid.policies] == ["binance-usdm", "huobi-linear-swap"]
-    assert [s.path for s in grid.scenarios][0] == DATA / "short-crash.yaml"
+    assert grid.scenarios[0].path == DATA / "short-crash.yaml"
     assert grid.scenarios[1].path.name == "slow-grind-down.yaml"  # shipped, by id
     assert grid.books[0].path == DATA / "book.jsonl"
     assert [p.name for p in grid.parameters] == ["crash_depth", "fund"]
