@@ -94,7 +94,7 @@ class _Planner:
     def __init__(self, grid: Grid, output_dir: Path) -> None:
         self.grid = grid
         self.output_dir = output_dir
-        self.origin = str(grid.path)
+        self.origin = grid.path.name  # not the whole path: generated files (and digests) stay put
         self.files: dict[str, str] = {}
         self.policies = {p.reference: _read_policy(p) for p in grid.policies}
         self.scenarios = {s.reference: _read_scenario(s) for s in grid.scenarios}
@@ -239,12 +239,12 @@ class _Planner:
             return Cell(index, identity, parameters, None, failure)
         assert isinstance(book_entry, tuple)
         digest, _ = book_entry
+        # the content, not where it lies: a moved output directory still resumes
         key = text_digest(
             json.dumps([index, identity, parameters], sort_keys=True),
-            *(t for pair in chain for t in pair),
-            *scenario_text,
+            *(text for _, text in chain),
+            scenario_text[1],
             digest,
-            str(book.path),
         )
         task = CellTask(index, key, chain, scenario_text, digest, str(book.path))
         return Cell(index, identity, parameters, task, None)
