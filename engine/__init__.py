@@ -58,6 +58,10 @@ from engine.simulation.model import Scenario as Scenario
 from engine.simulation.results import SimulationResult as SimulationResult
 from engine.simulation.scenario import load_scenario as load_scenario
 from engine.source import Diagnostic as Diagnostic
+from engine.sweep import Grid as Grid
+from engine.sweep import SweepResult as SweepResult
+from engine.sweep import load_grid as load_grid
+from engine.sweep import run_sweep as run_sweep
 
 __all__ = [
     "Account",
@@ -71,6 +75,7 @@ __all__ = [
     "EvaluationError",
     "ExampleResult",
     "ExpressionError",
+    "Grid",
     "InputError",
     "InternalError",
     "Policy",
@@ -81,6 +86,7 @@ __all__ = [
     "Scope",
     "SimulationResult",
     "Statement",
+    "SweepResult",
     "__version__",
     "check_expression",
     "check_policy",
@@ -91,6 +97,7 @@ __all__ = [
     "generate_book",
     "liquidation_price",
     "load_book",
+    "load_grid",
     "load_policy",
     "load_scenario",
     "parse_account",
@@ -98,6 +105,7 @@ __all__ = [
     "print_expression",
     "read_account_file",
     "run_examples",
+    "run_sweep",
     "shipped_policies",
     "simulate",
     "to_json",

@@ -183,8 +183,10 @@ def heatmap(
     scale: tuple[float, float],
 ) -> str:
     """One heatmap: x values across, y values down, each cell coloured and labelled."""
-    left, top = 110, 56
-    width = left + CELL_WIDTH * len(x.values) + 24
+    left, top = 110, 76
+    axes = f"rows: {y.label}; columns: {x.label}"
+    text_width = max(9.0 * len(title), 7.0 * len(axes)) + 32  # bold 15 px title, 12 px axes
+    width = int(max(left + CELL_WIDTH * len(x.values) + 24, text_width, 300))
     plot_bottom = top + CELL_HEIGHT * len(y.values)
     height = plot_bottom + 96
     low, high = scale
@@ -196,7 +198,8 @@ def heatmap(
         f'<title id="{_e(chart_id)}-title">{_e(title)}</title>',
         f'<desc id="{_e(chart_id)}-desc">{_e(title)}: {len(values)} cells, {_e(x.label)} across, '
         f"{_e(y.label)} down; each cell is labelled with its value.</desc>",
-        f'<text x="{left}" y="24" font-size="15" font-weight="bold">{_e(title)}</text>',
+        f'<text x="16" y="24" font-size="15" font-weight="bold">{_e(title)}</text>',
+        f'<text x="16" y="46" font-size="12">{_e(axes)}</text>',
         '<g font-size="11">',
     ]
     for column, xv in enumerate(x.values):
@@ -224,10 +227,7 @@ def heatmap(
                 f'<text x="{cx + CELL_WIDTH / 2 - 1:g}" y="{cy + CELL_HEIGHT / 2 + 3:g}" '
                 f'text-anchor="middle" fill="{ink}">{_e(text)}</text></g>'
             )
-    middle = top + (plot_bottom - top) / 2
     parts += [
-        f'<text x="16" y="{middle:g}" font-size="12" text-anchor="middle" '
-        f'transform="rotate(-90 16 {middle:g})">{_e(y.label)}</text>',
         f'<text x="{left + CELL_WIDTH * len(x.values) / 2:g}" y="{plot_bottom + 24}" '
         f'font-size="12" text-anchor="middle">{_e(x.label)}</text>',
         "</g>",

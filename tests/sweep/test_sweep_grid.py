@@ -179,3 +179,21 @@ def test_reserved_figure_names_are_the_summary_s_top_level_keys():
     assert figures["insurance_fund.min"] == summary["insurance_fund"]["min"]
     assert figures["accounts_liquidated.total"] == summary["accounts_liquidated"]["total"]
     assert "title" not in figures and "digest" not in figures
+
+
+def _doc_grids() -> list[tuple[str, str]]:
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    return re.findall(r"```yaml\n# grid: ([^\n]*)\n(.*?)```", text, re.S)
+
+
+def test_the_grids_in_docs_sweeps_md_load_and_the_first_is_the_shipped_example(tmp_path: Path):
+    grids = _doc_grids()
+    assert len(grids) == 3
+    for index, (_, text) in enumerate(grids):
+        load_grid(write(tmp_path, f"grid-{index}.yaml", text))
+    example = Path(__file__).resolve().parents[2] / "examples" / "sweep-fund-vs-crash.yaml"
+    assert grids[0][0] == "examples/sweep-fund-vs-crash.yaml"
+    assert example.read_text(encoding="utf-8").split("\n", 1)[1] == grids[0][1]
+    assert load_grid(example).size == 24

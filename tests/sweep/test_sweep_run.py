@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from engine.cli import main
-from engine.sweep import load_grid, run_sweep
+from engine.sweep import run_sweep
 from engine.sweep.figures import figures_of
 from engine.sweep.journal import JOURNAL
 from engine.sweep.runner import SweepResult
