@@ -59,6 +59,10 @@ from engine.simulation.model import Scenario as Scenario
 from engine.simulation.results import SimulationResult as SimulationResult
 from engine.simulation.scenario import load_scenario as load_scenario
 from engine.source import Diagnostic as Diagnostic
+from engine.sweep import Grid as Grid
+from engine.sweep import SweepResult as SweepResult
+from engine.sweep import load_grid as load_grid
+from engine.sweep import run_sweep as run_sweep
 
 __all__ = [
     "Account",
@@ -72,6 +76,7 @@ __all__ = [
     "EvaluationError",
     "ExampleResult",
     "ExpressionError",
+    "Grid",
     "InputError",
     "InternalError",
     "Policy",
@@ -82,6 +87,7 @@ __all__ = [
     "Scope",
     "SimulationResult",
     "Statement",
+    "SweepResult",
     "__version__",
     "check_expression",
     "check_policy",
@@ -92,6 +98,7 @@ __all__ = [
     "generate_book",
     "liquidation_price",
     "load_book",
+    "load_grid",
     "load_policy",
     "load_scenario",
     "parse_account",
@@ -99,6 +106,7 @@ __all__ = [
     "print_expression",
     "read_account_file",
     "run_examples",
+    "run_sweep",
     "shipped_policies",
     "simulate",
     "to_json",

@@ -400,7 +400,13 @@ def dpe_run(policy_id: str) -> Any:
 
     path = InstrumentPath("BTC/USD", (point(0, "100"), point(60, "124.9"), point(120, "125")), ())
     scenario = Scenario(
-        "dpe", "dpe", "test", 60, {"BTC/USD": path}, {"shared:XBT": Decimal(0)}, settlement_seconds=120
+        "dpe",
+        "dpe",
+        "test",
+        60,
+        {"BTC/USD": path},
+        {"shared:XBT": Decimal(0)},
+        settlement_seconds=120,
     )
     book = Book(
         (

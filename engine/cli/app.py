@@ -28,6 +28,7 @@ from engine.cli import (
     schema,
     serve,
     simulate,
+    sweep,
     test_cmd,
     validate,
 )
@@ -47,6 +48,7 @@ COMMANDS: tuple[Command, ...] = (
     book.COMMAND,
     simulate.COMMAND,
     compare.COMMAND,
+    sweep.COMMAND,
     diff.COMMAND,
     expr.COMMAND,
     schema.COMMAND,

@@ -1,4 +1,4 @@
-"""`liqpolicy schema [policy|account]`: print a JSON Schema, or the policy reference as Markdown."""
+"""`liqpolicy schema [policy|account|sweep]`: print a JSON Schema, or the policy reference as Markdown."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.policy.packaged import schema_text
 
-SCHEMAS = ("policy", "account")
+SCHEMAS = ("policy", "account", "sweep")
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         choices=SCHEMAS,
         default="policy",
-        help="which schema: policy files (default) or account files",
+        help="which schema: policy files (default), account files or sweep grids",
     )
     parser.add_argument(
         "--markdown",
@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 COMMAND = Command(
     name="schema",
-    summary="print the JSON Schema of policy or account files",
+    summary="print the JSON Schema of policy, account or sweep grid files",
     description=textwrap.dedent("""\
         Print the JSON Schema (Draft 2020-12) that policy or account files are validated
         against, for editors and other tools.  Shipped policies point at it with a

@@ -8,14 +8,14 @@ location of the file that supplied it, so diagnostics point at the right file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import PolicyError
 from engine.policy.packaged import policies_dir
-from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml_file
+from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml, read_yaml_file
 from engine.source import Diagnostic, SourceFile, Span
 
 MAX_EXTENDS_DEPTH = 8
@@ -146,6 +146,11 @@ def read_layers(path: Path) -> LoadedLayers:
                 ]
             )
         current = parent
+    return merge_layers(documents, tuple(str(p) for p in seen))
+
+
+def merge_layers(documents: Sequence[YamlDocument], chain: Sequence[str]) -> LoadedLayers:
+    """Merge an already-read chain of documents, child first, into one policy's data."""
     merged: Any = {}
     for document in reversed(documents):
         data = document.data if document.data is not None else {}
@@ -155,4 +160,32 @@ def read_layers(path: Path) -> LoadedLayers:
         merged.pop("extends", None)
         if isinstance(documents[0].data, Mapping) and "extends" in documents[0].data:
             merged["extends"] = documents[0].data["extends"]
-    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(str(p) for p in seen))
+    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(chain))
+
+
+def layers_from_texts(chain: Sequence[tuple[str, str]]) -> LoadedLayers:
+    """A policy handed over as texts, child first, each (path, text), its parents resolved already.
+
+    Lets a process with no access to the files (a sweep's worker) load exactly the policy its
+    coordinator read: the chain is taken as given, so `extends` is not resolved again, but each
+    layer but the last must name a parent and the last none (else E400).
+    """
+    if not chain:
+        raise PolicyError(diagnostics=[Diagnostic("E001", "no policy text given")])
+    documents = [read_yaml(text, path) for path, text in chain]
+    for index, document in enumerate(documents):
+        data = document.data
+        reference = data.get("extends") if isinstance(data, Mapping) else None
+        if isinstance(reference, str) != (index < len(documents) - 1):
+            span = document.spans.value_span(("extends",)) or document.spans.nearest_span(())
+            message = (
+                f"the parent policy '{reference}' was not handed over with this policy"
+                if isinstance(reference, str)
+                else "a parent policy was handed over but this policy extends none"
+            )
+            raise PolicyError(diagnostics=[Diagnostic("E400", message, span)])
+    if len(documents) > MAX_EXTENDS_DEPTH + 1:
+        span = documents[0].spans.nearest_span(())
+        message = f"more than {MAX_EXTENDS_DEPTH} levels of extends"
+        raise PolicyError(diagnostics=[Diagnostic("E401", message, span)])
+    return merge_layers(documents, [path for path, _ in chain])

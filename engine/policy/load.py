@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +25,7 @@ from engine.dsl.types import BOOL, NUMBER, TableType, Type
 from engine.errors import ExpressionError, PolicyError
 from engine.numbers import parse_decimal
 from engine.policy.definitions import check_definitions
-from engine.policy.inherit import LayeredSpans, LoadedLayers, read_layers
+from engine.policy.inherit import LayeredSpans, LoadedLayers, layers_from_texts, read_layers
 from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
@@ -506,6 +506,23 @@ def check_policy(reference: str | Path) -> tuple[Policy | None, list[Diagnostic]
     except PolicyError as error:
         return None, list(error.diagnostics)
     builder = _Builder(layers, path)
+    policy = builder.build()
+    return policy, builder.diagnostics
+
+
+def check_policy_texts(
+    chain: Sequence[tuple[str, str]],
+) -> tuple[Policy | None, list[Diagnostic]]:
+    """Like :func:`check_policy` for a policy handed over as (path, text) pairs, child first.
+
+    The parents are taken as given (see :func:`~engine.policy.inherit.layers_from_texts`), so
+    a process without the files, such as a sweep's worker, loads the very policy its caller read.
+    """
+    try:
+        layers = layers_from_texts(chain)
+    except PolicyError as error:
+        return None, list(error.diagnostics)
+    builder = _Builder(layers, Path(chain[0][0]))
     policy = builder.build()
     return policy, builder.diagnostics
 

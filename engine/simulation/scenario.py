@@ -26,7 +26,7 @@ from engine.dsl.check import did_you_mean
 from engine.errors import PolicyError
 from engine.numbers import DECIMAL_CONTEXT, ONE, ZERO, format_decimal, quantize_to_step
 from engine.policy.schema import schema_diagnostics
-from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml_file
+from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml, read_yaml_file
 from engine.simulation.model import FundingEvent, InstrumentPath, PricePoint, Scenario
 from engine.source import Diagnostic, Span
 
@@ -418,7 +418,15 @@ def load_scenario(reference: str | Path) -> Scenario:
         missing = _missing(reference)
         if missing is not None:
             raise PolicyError(diagnostics=[missing])
-    document = read_yaml_file(path)
+    return _build(read_yaml_file(path))
+
+
+def read_scenario(text: str, path: str = "<scenario>") -> Scenario:
+    """A scenario from its YAML text (`path` names it in diagnostics), checked like a file."""
+    return _build(read_yaml(text, path))
+
+
+def _build(document: YamlDocument) -> Scenario:
     loader = _Loader(document)
     diagnostics = schema_diagnostics(document.data, "scenario.schema.json", loader.at)
     if diagnostics:
