@@ -1,13 +1,12 @@
 """`liqpolicy compare [POLICY...]`: several policies on the same book and crash, side by side.
 
-With no arguments it runs the shipped base policies (every shipped policy that extends no other)
-on the shipped demo book through the flash-crash scenario: the README's first command.
+With no arguments it runs the README's pair of shipped policies on the shipped demo book through
+the flash-crash scenario: the README's first command.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import textwrap
 
 from engine.cli.command import Command, Exit, UsageError
@@ -21,7 +20,7 @@ from engine.cli.simulate import (
     read_book,
 )
 from engine.policy.load import load_policy
-from engine.policy.packaged import shipped_policy_paths
+from engine.policy.packaged import compare_defaults, shipped_policy_paths
 from engine.report.compare_html import render_comparison_html
 from engine.report.compare_markdown import render_comparison_markdown
 from engine.report.compare_text import render_comparison
@@ -29,21 +28,18 @@ from engine.simulation.compare import compare
 from engine.simulation.model import price_mismatches
 from engine.simulation.scenario import load_scenario
 
-DEFAULT_BOOK = "demo"  # books/demo.jsonl
-DEFAULT_SCENARIO = "flash-crash-2025-10-10"
+DEFAULT_BOOK: str = compare_defaults()["book"]
+DEFAULT_SCENARIO: str = compare_defaults()["scenario"]
 DEFAULT_LIMIT = 10
 FORMATS = ("text", "json", "markdown", "html")
-_EXTENDS = re.compile(r"^extends\s*:", re.M)
 
 
 def default_policies() -> list[str]:
-    """The shipped base policies by id: every shipped policy that extends no other
-    (variants such as worked-example overrides are left out)."""
-    return [
-        path.stem
-        for path in shipped_policy_paths()
-        if not _EXTENDS.search(path.read_text(encoding="utf-8"))
-    ]
+    """The policies `compare` runs without arguments: the README's choice, shipped as data
+    (policies/compare-default.json). Not "every shipped policy": venues differ in instruments
+    (USDT-margined, coin-margined, spot margin), so no single book fits them all."""
+    shipped = {path.stem for path in shipped_policy_paths()}
+    return [policy for policy in compare_defaults()["policies"] if policy in shipped]
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -89,8 +85,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "policies",
         nargs="*",
         metavar="POLICY",
-        help="policy files or shipped policy ids (default: every shipped "
-        "policy that extends no other)",
+        help="policy files or shipped policy ids (default: "
+        + ", ".join(compare_defaults()["policies"])
+        + ")",
     )
     parser.add_argument(
         "--book",
