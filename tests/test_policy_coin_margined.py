@@ -7,6 +7,7 @@ by hand in each docstring (closed forms in exact decimals), never read back from
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -182,14 +183,16 @@ def test_binance_coinm_brackets_follow_the_maintenance_amount_recursion(binance:
     table = binance.tables["btcusd_brackets"]
     rows = [dict(row) for row in table.rows]
     assert rows[0]["maintenance_amount"] == 0
-    for below, row in zip(rows, rows[1:], strict=False):
+    for below, row in pairwise(rows):
         expected = (
             row["min_notional"]
             * (row["maintenance_margin_rate"] - below["maintenance_margin_rate"])
             + below["maintenance_amount"]
         )
         assert row["maintenance_amount"] == expected, row["bracket"]
-    published = {r["bracket"]: (r["maintenance_margin_rate"], r["maintenance_amount"]) for r in rows}
+    published = {
+        r["bracket"]: (r["maintenance_margin_rate"], r["maintenance_amount"]) for r in rows
+    }
     assert published[4] == (Decimal("0.025"), Decimal("0.56"))
     assert published[5] == (Decimal("0.05"), Decimal("1.81"))
     assert published[7] == (Decimal("0.125"), Decimal("11.81"))

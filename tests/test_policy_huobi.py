@@ -273,9 +273,7 @@ def test_each_leverage_uses_its_published_ladder_or_the_assumed_rates(
     leverage × rate with rates 0.75 / 1.25 / 1.5 / 2 / 2.5 % at net-position bounds 4,000 /
     40,000 / 80,000 / 120,000. A leverage without a published ladder no longer scales the 125x
     ladder (0.65 × 10 / 125 = 0.052 at 10x, which HTX's 10x example contradicts)."""
-    result = evaluate(
-        policy, [position("long", contracts, 50000, leverage=leverage)], mark="50000"
-    )
+    result = evaluate(policy, [position("long", contracts, 50000, leverage=leverage)], mark="50000")
     (found,) = result.positions
     assert found.figure("ladder") == ladder
     assert found.figure("adjustment_factor") == Decimal(factor)
