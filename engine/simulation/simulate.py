@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import ConservationError, EngineError, InputError
-from engine.mechanics.accounts import Account
+from engine.mechanics.accounts import Account, account_fields
 from engine.mechanics.liquidate import liquidate
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import DECIMAL_CONTEXT, ZERO, quantize_to_step
@@ -78,7 +78,20 @@ def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]])
                     else position.quantity * position.entry_price / position.leverage
                 )
             positions.append(record)
-        accounts.append(Account(account.id, account.wallet_balance, tuple(positions), {}))
+        for name in account.fields:
+            if name not in policy.account_fields:
+                problems.append(
+                    Diagnostic(
+                        "E622",
+                        f"{policy.id} declares no account field '{name}' (account {account.id})",
+                        path=book.path or "<book>",
+                        hint="account_fields: " + (", ".join(policy.account_fields) or "none"),
+                    )
+                )
+        fields = account_fields(policy, account.fields)
+        accounts.append(
+            Account(account.id, account.wallet_balance, tuple(positions), {}, fields=fields)
+        )
     if problems:
         raise InputError(diagnostics=problems[:50])
     return accounts
@@ -293,6 +306,10 @@ class _Simulation:
                         position["isolated_margin"] -= amount
                     else:
                         state.wallet_balance -= amount
+                    if charge.accrue_to == "debt":  # a liability the charge grows
+                        state.debt += amount
+                    elif charge.accrue_to is not None:
+                        state.fields[charge.accrue_to] += amount
                     if charge.to == "exchange":
                         self.ledger.fee_revenue += amount
                     elif charge.to == "insurance_fund":
