@@ -117,3 +117,13 @@ def test_diff_unknown_policy(capsys):
     assert code == 2
     assert out == ""
     assert "no-such-policy" in err
+
+
+def test_diff_shows_what_a_charge_accrues_to(capsys):
+    code, out, _ = call(
+        capsys, "diff", "binance-cross-margin", "seed-margin-financing", "--format", "json"
+    )
+    assert code == 0
+    rows = next(s for s in json.loads(out)["sections"] if s["title"] == "Charges")["rows"]
+    assert "accruing to interest" in rows[0]["a"]
+    assert "accruing to debt" in rows[1]["b"]
