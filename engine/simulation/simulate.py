@@ -309,7 +309,9 @@ class _Simulation:
                     if charge.accrue_to == "debt":  # a liability the charge grows
                         state.debt += amount
                     elif charge.accrue_to is not None:
-                        state.fields[charge.accrue_to] += amount
+                        state.fields[charge.accrue_to] = (
+                            state.fields.get(charge.accrue_to, ZERO) + amount
+                        )
                     if charge.to == "exchange":
                         self.ledger.fee_revenue += amount
                     elif charge.to == "insurance_fund":
