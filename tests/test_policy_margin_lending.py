@@ -102,12 +102,12 @@ def test_an_unknown_account_field_is_refused_with_a_suggestion():
 @pytest.mark.parametrize(
     ("snippet", "code"),
     [
-        ("account_fields:\n  debt: {description: clash}\n", "E418"),
+        ("account_fields:\n  debt: {description: clash}\n", "E419"),
         (
             "account_fields:\n  loan: {description: a loan}\n"
             "charges:\n  - {name: x, at: interval, every_seconds: 60, scope: account,"
             " amount: '1', accrue_to: lone}\n",
-            "E419",
+            "E420",
         ),
     ],
 )
@@ -132,7 +132,7 @@ def test_a_book_carries_account_fields_and_a_policy_without_them_refuses_it(tmp_
     with pytest.raises(InputError) as caught:
         simulate(load_policy("binance-usdm"), book, scenario(60, ["60000", "60000"]))
     found = caught.value.diagnostics
-    assert [d.code for d in found] == ["E622", "E622"]  # one per field the policy lacks
+    assert [d.code for d in found] == ["E625", "E625"]  # one per field the policy lacks
     assert "'borrowed'" in found[0].message and "'interest'" in found[1].message
 
 

@@ -359,7 +359,7 @@ class _Builder:
             pointer: Pointer = ("account_fields", name)
             if name in ACCOUNT_FIELDS or name in RESERVED_NAMES:
                 self.error(
-                    "E418",
+                    "E419",
                     f"account field '{name}' is already a standard account field or a keyword",
                     self.at(pointer, True),
                     "standard fields: " + ", ".join(sorted(ACCOUNT_FIELDS)),
@@ -377,7 +377,7 @@ class _Builder:
             target = charge.get("accrue_to")
             if target is not None and target != "debt" and target not in fields:
                 self.error(
-                    "E419",
+                    "E420",
                     f"charge '{charge['name']}' accrues to '{target}', which is neither `debt` "
                     "nor a declared account field",
                     self.at(("charges", index, "accrue_to")),

@@ -82,7 +82,7 @@ def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]])
             if name not in policy.account_fields:
                 problems.append(
                     Diagnostic(
-                        "E622",
+                        "E625",
                         f"{policy.id} declares no account field '{name}' (account {account.id})",
                         path=book.path or "<book>",
                         hint="account_fields: " + (", ".join(policy.account_fields) or "none"),
