@@ -187,6 +187,11 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     found += [
         evaluate_account(huobi, parse_account(e.account, huobi)).as_dict() for e in huobi.examples
     ]
+    margin = load_policy("binance-cross-margin")  # account fields in `account_after`
+    found += [
+        evaluate_account(margin, parse_account(e.account, margin)).as_dict()
+        for e in margin.examples
+    ]
     return found
 
 

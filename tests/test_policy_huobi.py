@@ -138,8 +138,8 @@ def test_adjustment_factor_ladder_boundaries(
 
 def test_net_position_of_long_and_short_picks_the_tier(policy: Policy):
     """§2.3 (HTX's own example): long 12,000 + short 30,000 conts → net 18,000. At 125x that is
-    ladder 1 (AF 0.80); HTX's 12.5 % is for 10x, whose ladder is unpublished. Locked-margin
-    optimisation (launch notice): occupied = 12,000 + 4,800 - min(12,000, 4,800) = 12,000."""
+    ladder 1 (AF 0.80); HTX's 12.5 % is for 10x (next test). Locked-margin optimisation (launch
+    notice): occupied = 12,000 + 4,800 - min(12,000, 4,800) = 12,000."""
     result = evaluate(
         policy,
         [
@@ -226,14 +226,97 @@ def test_full_liquidation_is_taken_over_at_bankruptcy_and_profit_goes_to_insuran
     assert liquidation.statement.fees_collected == 0
 
 
-def test_other_leverages_use_the_125x_maintenance_rate_assumption(policy: Policy):
-    """§2.3: only the 125x BTC-USDT ladder is published; the policy assumes the same
-    maintenance-margin rate (factor / leverage) at other leverages, e.g. 0.65 × 10 / 125 = 0.052
-    at 10x, so the maintenance rate stays 0.52 % (an assumption marked in the file)."""
+def test_htx_10x_example_net_18000_contracts_gives_twelve_and_a_half_percent(policy: Policy):
+    """§2.3: "When using 10x leverage, Tom holds a long position of 12,000 conts BTC/USDT swaps
+    and a short position of 30,000 conts ..., then the net positions shall be 18,000 conts, and
+    the corresponding adjustment factor is 12.5%." The policy's assumed rows (10 × 1.25 % in
+    [4,000, 40,000)) must give exactly HTX's number, and MMR = AF / leverage = 1.25 % (§2.1)."""
+    result = evaluate(
+        policy,
+        [
+            position("short", 30000, 50000, margin_mode="cross", leverage=10),
+            position("long", 12000, 50000, margin_mode="cross", leverage=10),
+        ],
+        mark="50000",
+        wallet="200000",
+    )
+    for found in result.positions:
+        assert found.figure("adjustment_factor") == Decimal("0.125")
+        assert found.figure("maintenance_margin_rate") == Decimal("0.0125")
+
+
+@pytest.mark.parametrize(
+    ("leverage", "contracts", "factor", "ladder"),
+    [
+        # published: the official 125x isolated ladder and the official 1x cross ladder
+        (125, 8999, "0.65", "125x"),
+        (1, 3999, "0.005", "1x"),
+        (1, 4000, "0.01", "1x"),
+        (1, 120000, "0.025", "1x"),
+        # assumed: leverage × 0.75 / 1.25 / 1.5 / 2 / 2.5 % on the 1x ladder's bounds
+        (10, 3999, "0.075", "assumed"),
+        (10, 4000, "0.125", "assumed"),
+        (20, 3000, "0.15", "assumed"),  # HTX's 20x example (futures): 15 %
+        (20, 5000, "0.25", "assumed"),  # HTX's 20x example (futures): 25 %
+        (100, 39999, "1.25", "assumed"),
+        (5, 40000, "0.075", "assumed"),
+        (3, 80000, "0.06", "assumed"),
+        (2, 120000, "0.05", "assumed"),
+        (124, 1000, "0.93", "assumed"),
+    ],
+)
+def test_each_leverage_uses_its_published_ladder_or_the_assumed_rates(
+    policy: Policy, leverage: int, contracts: int, factor: str, ladder: str
+):
+    """§2.3: only the 125x (isolated, 2020) and 1x (cross, 2021) BTC-USDT ladders are published
+    (API documentation examples); every other leverage uses the file's marked assumption, factor =
+    leverage × rate with rates 0.75 / 1.25 / 1.5 / 2 / 2.5 % at net-position bounds 4,000 /
+    40,000 / 80,000 / 120,000. A leverage without a published ladder no longer scales the 125x
+    ladder (0.65 × 10 / 125 = 0.052 at 10x, which HTX's 10x example contradicts)."""
+    result = evaluate(policy, [position("long", contracts, 50000, leverage=leverage)], mark="50000")
+    (found,) = result.positions
+    assert found.figure("ladder") == ladder
+    assert found.figure("adjustment_factor") == Decimal(factor)
+    assert found.figure("maintenance_margin_rate") == Decimal(factor) / leverage
+
+
+def test_issue_command_ten_x_liquidation_price_follows_the_assumed_rate(policy: Policy):
+    """The issue's command (`liq-price huobi-linear-swap --leverage 10`, 1,000 conts long at
+    50,000): margin 5,000, AF 10 × 0.75 % = 0.075, so MMR 0.75 % and (§2.5)
+    LP = (Q·EP − M) / (Q·(1 − MMR)) = 45,000 / 0.9925 = 45,340.05… → tick 45,340.0 (a long rounds
+    down); BP = 50,000 − 5,000 = 45,000. It used to answer 45,235.2 (MMR 0.52 %)."""
     result = evaluate(policy, [position("long", 1000, 50000, leverage=10)], mark="50000")
-    figures = result.positions[0].figures
-    assert figures["adjustment_factor"] == Decimal("0.052")
-    assert figures["maintenance_margin_rate"] == Decimal("0.0052")
+    (found,) = result.positions
+    assert found.liquidation_price == Decimal("45340.0")
+    assert found.bankruptcy_price == Decimal("45000")
+
+
+def test_waterfall_is_insurance_fund_then_adl_in_place_of_the_market_sale(policy: Policy):
+    """§2.9: "When the ADL mechanism is adopted, the clawback mechanism will not be used"; HTX
+    trades the liquidation orders with ranked counterparties "instead of matching these orders
+    with market orders"; the shared USDT fund (§2.8) pays first."""
+    waterfall = policy.waterfall
+    assert waterfall.order == ("insurance_fund", "adl", "write_off")
+    assert waterfall.pool == "shared"
+    assert waterfall.adl_mode == "replace_market_sale"
+    assert waterfall.adl_price is None  # the bankrupt order's bankruptcy price
+    assert waterfall.adl_ranking is not None
+
+
+def test_adl_ranking_is_pnl_ratio_over_the_classic_margin_ratio(policy: Policy):
+    """§2.9 ranking, isolated gaining position: Leveraged PnL = PnL ratio / margin ratio. 1 BTC
+    short at 50,000, 125x, margin 400, mark = last = 49,000: UPnL 1,000, PnL ratio 1,000 / 400 =
+    2.5; position margin 49,000 / 125 = 392, classic ratio 1,400 / 392 − 0.65 = 2.921428…;
+    ranking 2.5 / 2.921428… = 0.855745…; a losing one (mark 50,100, UPnL −100, ratio −0.25;
+    classic 300 / 400.8 − 0.65 = 0.098502…) ranks −0.25 × 0.098502… < 0."""
+    frame_result = evaluate(policy, [position("short", 1000, 50000)], mark="49000")
+    (found,) = frame_result.positions
+    classic = Decimal(1400) / Decimal(392) - Decimal("0.65")
+    assert found.figure("pnl_ratio") == Decimal("2.5")
+    assert abs(found.figure("adl_ranking") - Decimal("2.5") / classic) < Decimal("1e-25")
+    losing = evaluate(policy, [position("short", 1000, 50000)], mark="50100").positions[0]
+    classic_losing = Decimal(300) / Decimal("400.8") - Decimal("0.65")
+    assert abs(losing.figure("adl_ranking") - Decimal("-0.25") * classic_losing) < Decimal("1e-25")
 
 
 def test_self_trade_legs_of_a_hedged_cross_account_trade_at_the_mark(policy: Policy):

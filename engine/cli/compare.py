@@ -1,14 +1,12 @@
 """`liqpolicy compare [POLICY...]`: several policies on the same book and crash, side by side.
 
-With no arguments it runs the shipped base policies (every shipped policy that extends no other)
-that have a market for every instrument of the book, on the shipped demo book through the
-flash-crash scenario: the README's first command.
+With no arguments it runs the README's pair of shipped policies on the shipped demo book through
+the flash-crash scenario: the README's first command.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import textwrap
 
 from engine.cli.command import Command, Exit, UsageError
@@ -23,40 +21,26 @@ from engine.cli.simulate import (
     text_style,
 )
 from engine.policy.load import load_policy
-from engine.policy.model import Policy
-from engine.policy.packaged import shipped_policy_paths
+from engine.policy.packaged import compare_defaults, shipped_policy_paths
 from engine.report.compare_html import render_comparison_html
 from engine.report.compare_markdown import render_comparison_markdown
 from engine.report.compare_text import render_comparison
 from engine.simulation.compare import compare, missing_instruments
-from engine.simulation.model import Book, price_mismatches
+from engine.simulation.model import price_mismatches
 from engine.simulation.scenario import load_scenario
 
-DEFAULT_BOOK = "demo"  # books/demo.jsonl
-DEFAULT_SCENARIO = "flash-crash-2025-10-10"
+DEFAULT_BOOK: str = compare_defaults()["book"]
+DEFAULT_SCENARIO: str = compare_defaults()["scenario"]
 DEFAULT_LIMIT = 10
 FORMATS = ("text", "json", "markdown", "html")
-_EXTENDS = re.compile(r"^extends\s*:", re.M)
 
 
 def default_policies() -> list[str]:
-    """The shipped base policies by id: every shipped policy that extends no other
-    (variants such as worked-example overrides are left out)."""
-    return [
-        path.stem
-        for path in shipped_policy_paths()
-        if not _EXTENDS.search(path.read_text(encoding="utf-8"))
-    ]
-
-
-def _book_instruments(book: Book) -> set[str]:
-    return {position.instrument for account in book.accounts for position in account.positions}
-
-
-def _covers(policy: Policy, instruments: set[str]) -> bool:
-    """Whether the policy has a market for every instrument of the book."""
-    listed = {market.instrument or symbol for symbol, market in policy.markets.items()}
-    return instruments <= listed
+    """The policies `compare` runs without arguments: the README's choice, shipped as data
+    (policies/compare-default.json). Not "every shipped policy": venues differ in instruments
+    (USDT-margined, coin-margined, spot margin), so no single book fits them all."""
+    shipped = {path.stem for path in shipped_policy_paths()}
+    return [policy for policy in compare_defaults()["policies"] if policy in shipped]
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -76,20 +60,6 @@ def run(args: argparse.Namespace, output: Output) -> int:
         seen[policy.id] = reference
     book = read_book(args.book or DEFAULT_BOOK)
     scenario = load_scenario(args.scenario or DEFAULT_SCENARIO)
-    if not args.policies:
-        instruments = _book_instruments(book)
-        left_out = [p.id for p in policies if not _covers(p, instruments)]
-        policies = [p for p in policies if _covers(p, instruments)]
-        if left_out:
-            output.message(
-                "note: left out shipped policies with no market for the book's instruments "
-                f"({', '.join(sorted(instruments))}): {', '.join(left_out)}"
-            )
-        if not policies:
-            raise UsageError(
-                "no shipped policy has markets for every instrument of the book",
-                "name the policies to compare",
-            )
     runs = len(policies)
     if args.skip_missing:
         for policy in policies:
@@ -126,8 +96,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "policies",
         nargs="*",
         metavar="POLICY",
-        help="policy files or shipped policy ids (default: every shipped "
-        "policy that extends no other)",
+        help="policy files or shipped policy ids (default: "
+        + ", ".join(compare_defaults()["policies"])
+        + ")",
     )
     parser.add_argument(
         "--book",
@@ -179,9 +150,9 @@ COMMAND = Command(
         then the accounts whose fate differs most and the rule
         that made the difference, and each policy's liquidation price against leverage.
 
-        With no POLICY, compares the shipped base policies (those that extend no other and have
-        a market for every instrument of the book; the others are named on stderr) on
-        the shipped book `{DEFAULT_BOOK}` through `{DEFAULT_SCENARIO}`.  --format html writes one
+        With no POLICY, compares the shipped pair named in policies/compare-default.json
+        ({", ".join(compare_defaults()["policies"])}) on the shipped book `{DEFAULT_BOOK}`
+        through `{DEFAULT_SCENARIO}` (why that pair: docs/compare.md).  --format html writes one
         self-contained page (inline CSS and SVG charts, no scripts or downloads); json gives
         every figure as an exact string (docs/compare.md).
 

@@ -34,6 +34,7 @@ class Account:
     positions: tuple[Mapping[str, Any], ...]
     market: Mapping[str, Mapping[str, Decimal]]
     source: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    fields: Mapping[str, Decimal] = field(default_factory=dict)  # the policy's account_fields
 
     def as_dict(self) -> dict[str, Any]:
         """The account in the documented JSON form (numbers as strings)."""
@@ -41,12 +42,15 @@ class Account:
         def text(value: Any) -> str:
             return format_decimal(value) if isinstance(value, Decimal) else str(value)
 
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "wallet_balance": text(self.wallet_balance),
             "positions": [{k: text(v) for k, v in p.items()} for p in self.positions],
             "market": {s: {k: text(v) for k, v in m.items()} for s, m in self.market.items()},
         }
+        if self.fields:
+            data["fields"] = {k: text(v) for k, v in self.fields.items()}
+        return data
 
 
 def _where(pointer: Pointer) -> str:
@@ -130,7 +134,12 @@ def _plainly_valid(data: Any) -> bool:
     """
     if not isinstance(data, dict) or not {"wallet_balance", "positions"} <= data.keys():
         return False
-    if not data.keys() <= {"id", "wallet_balance", "positions", "market"}:
+    if not data.keys() <= {"id", "wallet_balance", "positions", "market", "fields"}:
+        return False
+    fields = data.get("fields", {})
+    if not isinstance(fields, dict) or not all(
+        isinstance(k, str) and _value_ok(v, "decimal") for k, v in fields.items()
+    ):
         return False
     if "id" in data and not isinstance(data["id"], str):
         return False
@@ -198,12 +207,28 @@ def parse_account(
             for symbol, fields in data.get("market", {}).items()
         }
         wallet_balance = _number(data["wallet_balance"])
+        given_fields = {name: _number(value) for name, value in data.get("fields", {}).items()}
         numbers = [
             {name: _number(raw[name]) for name in _NUMBER_FIELDS if name in raw}
             for raw in data["positions"]
         ]
     except NumberSyntaxError as error:  # out of range: too many digits or a huge exponent
         raise InputError(diagnostics=[Diagnostic("E015", str(error), None, path=path)]) from None
+    for name in given_fields:
+        if name not in policy.account_fields:
+            from engine.dsl.check import did_you_mean  # noqa: PLC0415  # only on the error path
+
+            problem(
+                "E607",
+                f"unknown account field '{name}' in fields",
+                ("fields", name),
+                did_you_mean(name, policy.account_fields)
+                or (
+                    "the policy declares: " + ", ".join(policy.account_fields)
+                    if policy.account_fields
+                    else "the policy declares no account_fields"
+                ),
+            )
     positions: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for index, raw in enumerate(data["positions"]):
@@ -250,8 +275,14 @@ def parse_account(
         positions=tuple(positions),
         market=market,
         source=data,
+        fields=account_fields(policy, given_fields),
     )
     return _with_default_margins(account, policy, locate, path)
+
+
+def account_fields(policy: Policy, given: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """Every account field the policy declares: the value given, or the field's default."""
+    return {name: given.get(name, spec.default) for name, spec in policy.account_fields.items()}
 
 
 def _with_default_margins(account: Account, policy: Policy, locate: Any, path: str) -> Account:
@@ -303,7 +334,12 @@ def _with_default_margins(account: Account, policy: Policy, locate: Any, path: s
         with decimal.localcontext(DECIMAL_CONTEXT):
             position["isolated_margin"] = notional / position["leverage"]
     return Account(
-        account.id, account.wallet_balance, tuple(positions), account.market, account.source
+        account.id,
+        account.wallet_balance,
+        tuple(positions),
+        account.market,
+        account.source,
+        account.fields,
     )
 
 

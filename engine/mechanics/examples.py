@@ -85,6 +85,10 @@ def _outcome(result: AccountResult, position: PositionResult) -> Mapping[str, An
         if any(o.symbol == position.symbol for o in statement.orders) or (
             statement.unit == "cross" and position.margin_mode == "cross"
         ):
+            consumed: dict[str, Decimal] = {}
+            for order in statement.orders:
+                for category, amount in order.consumed:
+                    consumed[category] = consumed.get(category, ZERO) + amount
             return {
                 "orders": Decimal(len(statement.orders)),
                 "closed_quantity": statement.closed_quantity,
@@ -93,8 +97,15 @@ def _outcome(result: AccountResult, position: PositionResult) -> Mapping[str, An
                 "surplus_to_insurance_fund": statement.surplus_to_insurance_fund,
                 "final_balance": statement.final_balance,
                 "fully_liquidated": statement.fully_liquidated,
+                "starting_margin": statement.starting_margin,
+                "margin_consumed": consumed,
             }
     return None
+
+
+def _decimal(value: Any) -> Any:
+    """Whole numbers from the policy file as decimals (booleans stay booleans)."""
+    return Decimal(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def run_example(policy: Policy, example: Example) -> ExampleResult:
@@ -131,12 +142,12 @@ def run_example(policy: Policy, example: Example) -> ExampleResult:
             mismatches.append(Mismatch("outcome", "a liquidation", "none"))
         else:
             for name, expected in expect["outcome"].items():
-                expected_value = (
-                    Decimal(expected)
-                    if isinstance(expected, int) and not isinstance(expected, bool)
-                    else expected
-                )
-                compare(f"outcome.{name}", expected_value, outcome[name])
+                if isinstance(expected, Mapping):  # margin_consumed: per category
+                    for category, amount in expected.items():
+                        actual = outcome[name].get(category, ZERO)
+                        compare(f"outcome.{name}.{category}", _decimal(amount), actual)
+                else:
+                    compare(f"outcome.{name}", _decimal(expected), outcome[name])
     mismatches += _formula_checks(policy, account, position)
     return ExampleResult(policy.id, example.name, example.span, tuple(mismatches))
 

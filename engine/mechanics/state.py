@@ -21,7 +21,7 @@ from engine.policy.model import Policy
 class AccountState:
     """Mutable state of one account during an evaluation or a liquidation."""
 
-    __slots__ = ("debt", "debt_age", "id", "market", "positions", "wallet_balance")
+    __slots__ = ("debt", "debt_age", "fields", "id", "market", "positions", "wallet_balance")
 
     def __init__(
         self, account: Account, market: dict[str, dict[str, Decimal]] | None = None
@@ -35,6 +35,7 @@ class AccountState:
         )
         self.debt = Decimal(0)
         self.debt_age = Decimal(0)
+        self.fields: dict[str, Decimal] = dict(account.fields)  # the policy's account_fields
 
     def balance(self) -> Decimal:
         """Money the account holds: the wallet plus every isolated margin (debt is negative wallet)."""
@@ -50,6 +51,7 @@ class AccountState:
             self.wallet_balance,
             tuple(dict(p) for p in self.positions),
             {s: dict(m) for s, m in self.market.items()},
+            fields=dict(self.fields),
         )
 
 
@@ -80,6 +82,7 @@ class Evaluator:
             for symbol, extra in overrides.items():
                 markets[symbol] = {**markets[symbol], **extra}
         account = {
+            **state.fields,
             "id": state.id,
             "wallet_balance": state.wallet_balance,
             "positions": state.positions,

@@ -26,7 +26,7 @@ from engine.errors import ExpressionError, PolicyError
 from engine.numbers import parse_decimal
 from engine.policy.definitions import check_definitions
 from engine.policy.inherit import LayeredSpans, LoadedLayers, layers_from_texts, read_layers
-from engine.policy.model import Definition, Example, Market, Policy, Source
+from engine.policy.model import AccountField, Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
@@ -39,7 +39,12 @@ from engine.policy.procedure import (
 )
 from engine.policy.schema import schema_diagnostics
 from engine.policy.tables import build_table
-from engine.policy.vocabulary import POSITION_FIELDS, RESERVED_NAMES, build_roots
+from engine.policy.vocabulary import (
+    ACCOUNT_FIELDS,
+    POSITION_FIELDS,
+    RESERVED_NAMES,
+    build_roots,
+)
 from engine.policy.yaml_reader import Pointer
 from engine.source import Diagnostic, Span
 
@@ -356,6 +361,40 @@ class _Builder:
         )
         return residual_of(expr, self.parsed, boolean)
 
+    # -- account fields ----------------------------------------------------------------------
+    def account_fields(self, source_ids: set[str]) -> dict[str, AccountField]:
+        """The declared `account_fields`, checked against the standard account fields."""
+        fields: dict[str, AccountField] = {}
+        for name, spec in self.data.get("account_fields", {}).items():
+            pointer: Pointer = ("account_fields", name)
+            if name in ACCOUNT_FIELDS or name in RESERVED_NAMES:
+                self.error(
+                    "E419",
+                    f"account field '{name}' is already a standard account field or a keyword",
+                    self.at(pointer, True),
+                    "standard fields: " + ", ".join(sorted(ACCOUNT_FIELDS)),
+                )
+                continue
+            self.citation(pointer, spec, f"account field '{name}'", source_ids, None)
+            default = spec.get("default", 0)
+            fields[name] = AccountField(
+                name=name,
+                default=parse_decimal(str(default)),
+                description=spec["description"],
+                unit=spec.get("unit"),
+            )
+        for index, charge in enumerate(self.data.get("charges", [])):
+            target = charge.get("accrue_to")
+            if target is not None and target != "debt" and target not in fields:
+                self.error(
+                    "E420",
+                    f"charge '{charge['name']}' accrues to '{target}', which is neither `debt` "
+                    "nor a declared account field",
+                    self.at(("charges", index, "accrue_to")),
+                    did_you_mean(target, [*fields, "debt"]) or "declare it in `account_fields`",
+                )
+        return fields
+
     # -- examples ----------------------------------------------------------------------------
     def examples(
         self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]
@@ -438,10 +477,12 @@ class _Builder:
             if table is not None:
                 tables[name] = table
         markets, tier_type, parameters = self.markets(tables, source_ids)
+        account_fields = self.account_fields(source_ids)
         roots = build_roots(
             tier_table=tier_type,
             market_parameters=parameters,
             tables={name: table.type for name, table in tables.items()},
+            account_fields={name: f.description for name, f in account_fields.items()},
         )
         definitions, scope = self.definitions(roots, source_ids)
         expressions = self.slot_expressions(scope)
@@ -476,6 +517,7 @@ class _Builder:
             waterfall=build_waterfall(data),
             data=MappingProxyType(data),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
+            account_fields=MappingProxyType(account_fields),
             valid_from=data.get("valid_from"),
             valid_until=data.get("valid_until"),
         )

@@ -42,6 +42,16 @@ class Market:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountField:
+    """A number the policy adds to every account (`account_fields`), read as `account.<name>`."""
+
+    name: str
+    default: Decimal
+    description: str
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Definition:
     name: str
     expr: ast.Expr
@@ -92,6 +102,7 @@ class Policy:
     waterfall: Waterfall = field(repr=False)
     data: Mapping[str, Any] = field(repr=False)
     warnings: tuple[Diagnostic, ...] = field(default=(), repr=False)
+    account_fields: Mapping[str, AccountField] = field(default_factory=dict, repr=False)
     valid_from: str | None = None  # first day the modelled rulebook was in force (YYYY-MM-DD)
     valid_until: str | None = None  # last day it was in force; None: still in force
 

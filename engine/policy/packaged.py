@@ -42,6 +42,16 @@ def load_schema(name: str) -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def compare_defaults() -> dict[str, Any]:
+    """What `compare` runs without arguments, as shipped data (`policies/compare-default.json`):
+    `policies` (ids), `book` and `scenario`. Data, so engine code names no venue."""
+    data: dict[str, Any] = json.loads(
+        (policies_dir() / "compare-default.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
 def shipped_policy_paths() -> list[Path]:
     """Every shipped policy file, sorted by name."""
     return sorted(policies_dir().glob("*.yaml"))

@@ -188,6 +188,7 @@ class Charge:
     scope: str  # position | account
     amount: str  # expression key
     to: str
+    accrue_to: str | None = None  # an account field (or `debt`) the amount is also added to
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ def build_waterfall(data: Mapping[str, Any]) -> Waterfall:
             scope=c.get("scope", "position"),
             amount=key_of(("charges", i, "amount")),
             to=c.get("to", "market"),
+            accrue_to=c.get("accrue_to"),
         )
         for i, c in enumerate(data.get("charges", []))
     )

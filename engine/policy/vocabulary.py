@@ -101,16 +101,31 @@ def build_roots(
     tier_table: TableType | None = None,
     market_parameters: Mapping[str, Type] | None = None,
     tables: Mapping[str, TableType] | None = None,
+    account_fields: Mapping[str, str] | None = None,
     with_definitions: bool = True,
 ) -> dict[str, Type]:
-    """The root names (`position`, `account`, `market`, `tables`) and their record types."""
+    """The root names (`position`, `account`, `market`, `tables`) and their record types.
+
+    `account_fields` are the policy's declared account fields (name → description), numbers
+    read as `account.<name>` next to the standard ones.
+    """
     position = RecordType(
         "position",
         {key: value for key, (value, _) in POSITION_FIELDS.items()},
         with_definitions=with_definitions,
         descriptions={k: d for k, (_, d) in POSITION_FIELDS.items()},
     )
-    account = _record("account", ACCOUNT_FIELDS, positions=ListType(position))
+    account_types: dict[str, Type] = {key: value for key, (value, _) in ACCOUNT_FIELDS.items()}
+    account_types.update(dict.fromkeys(account_fields or {}, NUMBER))
+    account_types["positions"] = ListType(position)
+    account = RecordType(
+        "account",
+        account_types,
+        descriptions={
+            **{k: d for k, (_, d) in ACCOUNT_FIELDS.items()},
+            **dict(account_fields or {}),
+        },
+    )
     market_fields: dict[str, Type] = {k: v for k, (v, _) in MARKET_SPEC_FIELDS.items()}
     market_fields.update({k: v for k, (v, _) in MARKET_DATA_FIELDS.items()})
     if tier_table is not None:

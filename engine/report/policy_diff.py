@@ -200,8 +200,9 @@ def _charges(policy: Policy) -> list[str]:
     lines = []
     for charge in policy.waterfall.charges:
         every = f" every {charge.every_seconds} s" if charge.every_seconds else ""
+        accrues = f", accruing to {charge.accrue_to}" if charge.accrue_to else ""
         lines.append(
-            f"{charge.name} (at {charge.at}{every}, per {charge.scope}, to {charge.to}): "
+            f"{charge.name} (at {charge.at}{every}, per {charge.scope}, to {charge.to}{accrues}): "
             f"{expression(policy, charge.amount)}"
         )
     return lines

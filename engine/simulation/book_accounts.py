@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.dsl.runtime import EvaluationContext
 from engine.errors import EngineError, InputError
-from engine.mechanics.accounts import Account
+from engine.mechanics.accounts import Account, account_fields
 from engine.numbers import DECIMAL_CONTEXT
 from engine.policy.model import Market, Policy
 from engine.simulation.model import Book, BookPosition
@@ -153,7 +153,20 @@ def _accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> 
             )
         for currency in settled:
             currencies.setdefault(currency, account.id)
-        accounts.append(Account(account.id, account.wallet_balance, tuple(positions), {}))
+        for name in account.fields:
+            if name not in policy.account_fields:
+                problems.append(
+                    Diagnostic(
+                        "E625",
+                        f"{policy.id} declares no account field '{name}' (account {account.id})",
+                        path=where,
+                        hint="account_fields: " + (", ".join(policy.account_fields) or "none"),
+                    )
+                )
+        fields = account_fields(policy, account.fields)
+        accounts.append(
+            Account(account.id, account.wallet_balance, tuple(positions), {}, fields=fields)
+        )
     if len(currencies) > 1 and not any(p.code == "E622" for p in problems):
         shown = ", ".join(f"{c} (e.g. account {a})" for c, a in currencies.items())
         problems.append(

@@ -30,6 +30,7 @@ from engine.simulation.model import BookAccount, BookPosition
 from engine.source import Diagnostic, Span
 
 _ACCOUNT_KEYS = frozenset({"id", "wallet_balance", "positions"})
+FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _POSITION_REQUIRED = frozenset(
     {"instrument", "side", "quantity", "entry_price", "margin_mode", "leverage"}
 )
@@ -81,7 +82,7 @@ def _json_number(value: Any, positive: bool, pointer: Pointer, problem: Problem)
 
 def _account_from_json(data: Any, problem: Problem) -> BookAccount:
     """Build an account from one parsed line; raise _Malformed on anything structural."""
-    if type(data) is not dict or data.keys() != _ACCOUNT_KEYS:
+    if type(data) is not dict or not (_ACCOUNT_KEYS <= data.keys() <= _ACCOUNT_KEYS | {"fields"}):
         raise _Malformed
     account_id = data["id"]
     positions = data["positions"]
@@ -125,7 +126,16 @@ def _account_from_json(data: Any, problem: Problem) -> BookAccount:
         )
         if "isolated_margin" in item and isolated is None:
             raise _Malformed  # null is not a number
-    return BookAccount(account_id, wallet, tuple(built))
+    raw_fields = data.get("fields", {})
+    if type(raw_fields) is not dict or not all(
+        type(k) is str and FIELD_NAME.fullmatch(k) for k in raw_fields
+    ):
+        raise _Malformed
+    fields = {
+        name: _json_number(value, False, ("fields", name), problem)
+        for name, value in raw_fields.items()
+    }
+    return BookAccount(account_id, wallet, tuple(built), fields)
 
 
 def _json_spans(text: str) -> tuple[dict[Pointer, tuple[int, int]], dict[Pointer, tuple[int, int]]]:

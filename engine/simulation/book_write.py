@@ -29,10 +29,11 @@ def _json_position(position: BookPosition) -> str:
 def account_json(account: BookAccount) -> str:
     """One account as a JSON line (numbers written exactly as plain decimals, no newline)."""
     positions = ", ".join(_json_position(p) for p in account.positions)
+    fields = ", ".join(f'"{k}": {format_decimal(v)}' for k, v in account.fields.items())
     return (
         f'{{"id": {json.dumps(account.id, ensure_ascii=False)}, '
         f'"wallet_balance": {format_decimal(account.wallet_balance)}, '
-        f'"positions": [{positions}]}}'
+        f'"positions": [{positions}]' + (f', "fields": {{{fields}}}}}' if fields else "}")
     )
 
 

@@ -102,6 +102,7 @@ class BookAccount:
     id: str
     wallet_balance: Decimal
     positions: tuple[BookPosition, ...]
+    fields: Mapping[str, Decimal] = field(default_factory=dict)  # policies' account_fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,6 +257,12 @@ class _Simulation:
                         position["isolated_margin"] -= amount
                     else:
                         state.wallet_balance -= amount
+                    if charge.accrue_to == "debt":  # a liability the charge grows
+                        state.debt += amount
+                    elif charge.accrue_to is not None:
+                        state.fields[charge.accrue_to] = (
+                            state.fields.get(charge.accrue_to, ZERO) + amount
+                        )
                     if charge.to == "exchange":
                         self.ledger.fee_revenue += amount
                     elif charge.to == "insurance_fund":

@@ -119,8 +119,8 @@ def typed_columns(
 def rows_parquet(rows: Sequence[Mapping[str, Any]]) -> bytes | None:
     """Parquet bytes with exact decimal columns, or None when pyarrow is not installed."""
     try:
-        import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415  # optional: the `parquet` extra
-        import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415  # optional
+        import pyarrow as pa  # noqa: PLC0415  # optional: the `parquet` extra
+        import pyarrow.parquet as pq  # noqa: PLC0415  # optional
     except ImportError:
         return None
     arrays = {}

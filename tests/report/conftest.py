@@ -87,6 +87,26 @@ def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+CLAWBACK_POLICY = """\
+id: htx-with-clawback
+title: HTX rules with a clawback instead of ADL (test fixture)
+extends: huobi-linear-swap
+waterfall:
+  order: [insurance_fund, clawback, write_off]
+  adl: null
+  clawback: {cap: 1, base: equity, step: 0.0001}
+examples: null
+"""
+
+
+@pytest.fixture(scope="session")
+def clawback_policy_path(fixture_dir: Path) -> str:
+    """A what-if whose fund the fixture's crash exhausts, so a clawback settles."""
+    path = fixture_dir / "htx-with-clawback.yaml"
+    path.write_text(CLAWBACK_POLICY, encoding="utf-8")
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def scenario_path(fixture_dir: Path) -> str:
     return str(fixture_dir / "mini-crash.yaml")

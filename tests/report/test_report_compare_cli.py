@@ -90,9 +90,28 @@ def test_compare_text(capsys, book_path, scenario_path):
         assert label in out, label
     conservation = next(line for line in lines if line.startswith("Conservation error"))
     assert conservation.split()[-2:] == ["0", "0"]
-    # money with thousands separators, ratios shortened to six places and marked
+    # money with thousands separators
     assert re.search(r"\b\d{1,3}(,\d{3})+(\.\d+)?\b", out)
-    clawback = next(line for line in lines if line.startswith("Clawback rate"))
+
+
+def test_compare_text_shortens_a_clawback_rate(
+    capsys, book_path, scenario_path, clawback_policy_path
+):
+    """Ratios longer than six places are shortened and marked; the fixture's crash exhausts the
+    fund of the clawback what-if."""
+    code, out, err = call(
+        capsys,
+        "compare",
+        "binance-usdm",
+        clawback_policy_path,
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+    )
+    assert code == 0, err
+    clawback = next(line for line in out.splitlines() if line.startswith("Clawback rate"))
+    assert clawback.split()[2:4] == ["0", "(0"]  # binance-usdm: insurance fund and ADL
     assert "…" in clawback
 
 
@@ -110,8 +129,26 @@ def test_compare_json(capsys, book_path, scenario_path):
         assert "events" not in policy
     assert len(data["differences"]) == 3
     assert data["leverage_curve"]["instrument"] == "BTC/USDT"
-    huobi = data["policies"][1]
-    assert len(huobi["clawback_rate"]) > 10  # the exact quotient, not six places
+
+
+def test_compare_json_keeps_the_exact_clawback_rate(
+    capsys, book_path, scenario_path, clawback_policy_path
+):
+    code, out, err = call(
+        capsys,
+        "compare",
+        "binance-usdm",
+        clawback_policy_path,
+        "--book",
+        book_path,
+        "--scenario",
+        scenario_path,
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+    clawback = json.loads(out)["policies"][1]
+    assert len(clawback["clawback_rate"]) > 10  # the exact quotient, not six places
 
 
 def test_compare_markdown(capsys, book_path, scenario_path):
@@ -261,29 +298,13 @@ def test_compare_a_single_policy_has_no_differences_section(capsys, book_path, s
     assert "Liquidation price of 1 BTC/USDT long" in out
 
 
-def test_default_policies_are_the_shipped_base_policies():
+def test_default_policies_are_the_readme_pair_and_share_the_default_book():
+    """Every default policy must trade the default book's instrument, or `compare` with no
+    arguments would stop at E620; shipped variants and other venues' policies are left out."""
     defaults = default_policies()
-    assert set(POLICIES) <= set(defaults)
+    assert defaults == list(POLICIES)
     assert "binance-usdm-faq-example" not in defaults  # a variant that extends binance-usdm
-
-
-def test_defaults_without_a_market_for_the_book_are_left_out_and_named(
-    capsys, book_path, scenario_path
-):
-    """The book trades BTC/USDT only: the inverse base policies (BTC/USD) cannot run it, so the
-    default set leaves them out and says so instead of refusing the whole run (E620)."""
-    code, out, err = call(
-        capsys, "compare", "--book", book_path, "--scenario", scenario_path, "--format", "json"
-    )
-    assert code == 0, err
-    ran = [p["policy"] for p in json.loads(out)["policies"]]
-    assert "bitmex-xbtusd" not in ran and "bybit-inverse-perpetual" not in ran
-    assert set(POLICIES) <= set(ran)
-    assert (
-        "note: left out shipped policies with no market for the book's instruments (BTC/USDT):"
-        in err
-    )
-    assert "bitmex-xbtusd" in err
+    assert "binance-coinm" not in defaults  # coin-margined: another instrument (BTC/USD)
 
 
 def test_a_figure_missing_under_the_first_policy_is_a_dash_not_a_heading():

@@ -43,8 +43,10 @@ def test_diff_text_lists_triggers_and_tiers(capsys):
         "Charges",
     ):
         assert f"\n{title}\n" in out, title
-    assert "insurance_fund → adl → write_off" in out
-    assert "insurance_fund → clawback → write_off" in out
+    waterfall = next(line for line in out.splitlines() if line.lstrip("≠ ").startswith("order "))
+    assert waterfall.count("insurance_fund → adl → write_off") == 2  # both: fund, then ADL
+    pool = next(line for line in out.splitlines() if "insurance fund pool" in line)
+    assert "per_symbol" in pool and "shared" in pool
 
 
 def test_diff_text_wraps_to_the_width(capsys):
@@ -75,8 +77,8 @@ def test_diff_json(capsys):
     inputs = next(r for r in sections["Trigger"]["rows"] if r["label"] == "price inputs")
     assert (inputs["a"], inputs["b"]) == ("mark_price", "mark_price, last_price")
     tiers = sections["Tiers BTC/USDT"]["rows"]
-    assert len(tiers) == 12  # Binance's 12 brackets beside Huobi's 3-tier ladder
-    assert tiers[3]["b"] is None
+    assert len(tiers) == 13  # Binance's 12 brackets beside HTX's 3 + 5 + 5 ladder rows
+    assert tiers[12]["a"] is None and "net_contracts ≥ 120,000" in tiers[12]["b"]
     assert data["differences"] == sum(s["differences"] for s in data["sections"])
 
 
@@ -133,3 +135,13 @@ def test_diff_shows_validity_settlement_currency_limit_and_adl_price():
     rows = {(s.title, r.label): (r.a, r.b) for s in dated.sections for r in s.rows}
     assert rows[("Policy", "valid")] == ("—", "… to 2016-10-03")
     assert rows[("Waterfall", "ADL price")] == ("order.bankruptcy_price", "—")
+
+
+def test_diff_shows_what_a_charge_accrues_to(capsys):
+    code, out, _ = call(
+        capsys, "diff", "binance-cross-margin", "seed-margin-financing", "--format", "json"
+    )
+    assert code == 0
+    rows = next(s for s in json.loads(out)["sections"] if s["title"] == "Charges")["rows"]
+    assert "accruing to interest" in rows[0]["a"]
+    assert "accruing to debt" in rows[1]["b"]

@@ -283,6 +283,32 @@ def test_other_policies_evaluate(client):
     assert reply.json["policy"] == {"id": huobi.id, "digest": huobi.digest}
 
 
+def test_a_margin_account_with_fields_evaluates_and_answers_its_fields(client):
+    """binance-cross-margin's forced-sale example: the account after the liquidation keeps its
+    declared fields (the answer is validated against schemas/openapi.json)."""
+    account = {
+        "id": "m",
+        "wallet_balance": "1998.8",
+        "fields": {"borrowed": "4000", "interest": "1.2"},
+        "positions": [
+            {
+                "symbol": "BTCUSDT",
+                "side": "long",
+                "size": "0.1",
+                "entry_price": "60000",
+                "margin_mode": "cross",
+                "leverage": "3",
+            }
+        ],
+        "market": {"BTCUSDT": {"mark_price": "44000", "book_depth": "10000000"}},
+    }
+    reply = client.post("/v1/policies/binance-cross-margin/evaluate", account)
+    assert reply.status == 200, reply.body
+    assert reply.json["triggered"] is True
+    assert reply.json["account_after"]["fields"] == {"borrowed": "4000", "interest": "1.2"}
+    assert reply.json["account_after"]["wallet_balance"] == "309.832"
+
+
 def test_keep_alive_serves_many_requests_on_one_connection(service, alice):
     import http.client
 

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
@@ -73,6 +74,8 @@ def walk_numbers(value: Any) -> list[Any]:
         return [n for f in fields(value) for n in walk_numbers(getattr(value, f.name))]
     if isinstance(value, tuple | list):
         return [n for item in value for n in walk_numbers(item)]
+    if isinstance(value, Mapping):  # e.g. an account's fields
+        return [n for item in value.values() for n in walk_numbers(item)]
     if isinstance(value, str | bool) or value is None:
         return []
     return [value]
@@ -115,12 +118,17 @@ def test_jsonl_reads_exact_decimals_from_numbers_and_strings():
 
 def test_floats_never_appear():
     book = read_book(
-        GOOD + "\n" + ISOLATED + "\n" + '{"id": "z", "wallet_balance": 0.1, "positions": []}',
+        GOOD
+        + "\n"
+        + ISOLATED
+        + "\n"
+        + '{"id": "z", "wallet_balance": 0.1, "positions": [], "fields": {"borrowed": 2.5}}',
         "b.jsonl",
     )
     numbers = walk_numbers(book.accounts)
     assert numbers and all(type(n) is Decimal for n in numbers)
     assert book.accounts[2].wallet_balance == Decimal("0.1")
+    assert book.accounts[2].fields == {"borrowed": Decimal("2.5")}
     generated = walk_numbers(generate_book(300, 5, multi_instrument_share=Decimal("0.5")).accounts)
     assert generated and all(type(n) is Decimal for n in generated)
 
