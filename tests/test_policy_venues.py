@@ -192,9 +192,10 @@ def test_bybit_fill_or_kill_statement() -> None:
 
 
 def test_bitmex_fill_or_kill_statement_in_satoshis() -> None:
-    """2,300,000 contracts long at 10,000, margin 3.4 XBT, mark 9,950, depth 100,000 XBT.
+    """2,300,000 contracts long at 10,000, margin 3.4 XBT, mark 9,950, depth 995,000,000 USD
+    (100,000 XBT at the mark; book depth is in the quote currency).
     Kept: ceil(200 × 9,950) − 1 = 1,989,999 contracts (< 200 XBT); closed 310,001.
-    Order value 310,001 / 9,950 XBT; slippage rate value / 100,000 / 2; fill 9,950 × (1 − rate)
+    Face value 310,001 USD; slippage rate 310,001 / 995,000,000 / 2; fill 9,950 × (1 − rate)
     = 9,948.45… → floor to the 0.5 tick, 9,948. PnL in whole satoshis, rounded down:
     at the mark floor(310,001 × (1/10,000 − 1/9,950)), at the fill likewise with 9,948."""
     result = evaluate(
@@ -212,14 +213,14 @@ def test_bitmex_fill_or_kill_statement_in_satoshis() -> None:
                     "leverage": 100,
                 }
             ],
-            "market": {"XBTUSD": {"mark_price": 9950, "book_depth": 100000}},
+            "market": {"XBTUSD": {"mark_price": 9950, "book_depth": 995000000}},
         },
     )
     statement = result.liquidations[0].statement
     (order,) = statement.orders
     quantity = Decimal(310001)
     assert order.quantity == quantity
-    rate = quantity / Decimal(9950) / Decimal(100000) / 2
+    rate = quantity / Decimal(995000000) / 2
     assert floor_to(Decimal(9950) * (1 - rate), Decimal("0.5")) == order.fill_price == 9948
     at_mark = floor_to(quantity * (Decimal(1) / 10000 - Decimal(1) / 9950), SATOSHI)
     at_fill = floor_to(quantity * (Decimal(1) / 10000 - Decimal(1) / 9948), SATOSHI)
