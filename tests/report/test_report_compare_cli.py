@@ -283,10 +283,19 @@ def test_default_compare_runs_on_shipped_data(capsys):
     code, out, err = call(capsys, "compare")
     assert code == 0, err
     assert out.startswith(f"Scenario: {DEFAULT_SCENARIO} — ")
-    assert "Book: books/demo.jsonl" in out
-    conservation = next(line for line in out.splitlines() if line.startswith("Conservation error"))
+    assert "Book: books/demo-coinm.jsonl" in out
+    lines = out.splitlines()
+    conservation = next(line for line in lines if line.startswith("Conservation error"))
     assert conservation.split()[-2:] == ["0", "0"]
-    assert Path("books/demo.jsonl").is_file()
+    # the contrast the default exists to show: clawback under one, ADL under the other
+    assert next(line for line in lines if line.startswith("Money counted in")).split()[-2:] == [
+        "BTC",
+        "BTC",
+    ]
+    clawback = next(line for line in lines if line.startswith("Clawback rate"))
+    assert clawback.split()[2] != "0" and clawback.endswith("0 (0 %)")
+    adl = next(line for line in lines if line.startswith("ADL deleverages"))
+    assert adl.split()[-2] == "0" and adl.split()[-1] != "0"
 
 
 def test_compare_a_single_policy_has_no_differences_section(capsys, book_path, scenario_path):
@@ -299,12 +308,15 @@ def test_compare_a_single_policy_has_no_differences_section(capsys, book_path, s
 
 
 def test_default_policies_are_the_readme_pair_and_share_the_default_book():
-    """Every default policy must trade the default book's instrument, or `compare` with no
-    arguments would stop at E620; shipped variants and other venues' policies are left out."""
+    """The README's pair: HTX's coin-margined clawback rulebook against Binance COIN-M's fund and
+    ADL, both live on 19 May 2021 (their validity dates cover the scenario's date)."""
     defaults = default_policies()
-    assert defaults == list(POLICIES)
-    assert "binance-usdm-faq-example" not in defaults  # a variant that extends binance-usdm
-    assert "binance-coinm" not in defaults  # coin-margined: another instrument (BTC/USD)
+    assert defaults == ["huobi-coin-swap", "binance-coinm"]
+    assert (DEFAULT_BOOK, DEFAULT_SCENARIO) == ("demo-coinm", "crash-2021-05-19")
+    from engine.policy.load import load_policy
+
+    for policy in map(load_policy, defaults):
+        assert (policy.valid_from or "") <= "2021-05-19" <= (policy.valid_until or "9999")
 
 
 def test_a_figure_missing_under_the_first_policy_is_a_dash_not_a_heading():
