@@ -31,16 +31,22 @@ class _Group:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """An immutable table with a fast lookup (dict on exact keys, bisect on the interval)."""
+    """An immutable table with a fast lookup (dict on exact keys, bisect on the interval).
+
+    The lookup index is built on the first lookup: a policy may declare hundreds of tables (one
+    per market) and an evaluation reads a few.
+    """
 
     type: TableType
     rows: tuple[Row, ...]
-    _groups: dict[tuple[object, ...], _Group] = field(init=False, repr=False, compare=False)
+    _groups: dict[tuple[object, ...], _Group] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
     # The common shape (one interval key, no exact keys) gets a direct bisect: lookups sit on
     # the hot path of every maintenance-margin evaluation.
-    _single: _Group | None = field(init=False, repr=False, compare=False)
+    _single: _Group | None = field(init=False, default=None, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def _index(self) -> dict[tuple[object, ...], _Group]:
         interval = self.interval_key
         grouped: dict[tuple[object, ...], list[Row]] = {}
         for row in self.rows:
@@ -58,11 +64,10 @@ class Table:
                 for row in rows
             )
             groups[key] = _Group(lows, highs, tuple(rows))
-        object.__setattr__(self, "_groups", groups)
-        single = None
         if len(self.type.keys) == 1 and interval is not None:
-            single = groups.get(())
-        object.__setattr__(self, "_single", single)
+            object.__setattr__(self, "_single", groups.get(()))
+        object.__setattr__(self, "_groups", groups)  # last: it marks the index as built
+        return groups
 
     @property
     def name(self) -> str:
@@ -80,6 +85,7 @@ class Table:
 
     def lookup(self, values: Sequence[object]) -> Row:
         """Return the first row matching `values` (one per key, in key order)."""
+        groups = self._groups if self._groups is not None else self._index()
         single = self._single
         first = values[0] if values else None
         if single is not None and len(values) == 1 and isinstance(first, Decimal):
@@ -91,7 +97,7 @@ class Table:
         exact = tuple(
             v for v, key in zip(values, self.type.keys, strict=True) if key.kind == "exact"
         )
-        group = self._groups.get(exact)
+        group = groups.get(exact)
         if group is None:
             shown = ", ".join(
                 f"{key.name} = {_show(v)}"
@@ -119,7 +125,8 @@ class Table:
 
     def row_at(self, exact_values: Sequence[object], tier: int) -> Row | None:
         """Row number `tier` (1-based) of the exact-key group, or None past either end."""
-        group = self._groups.get(tuple(exact_values))
+        groups = self._groups if self._groups is not None else self._index()
+        group = groups.get(tuple(exact_values))
         if group is None or not 1 <= tier <= len(group.rows):
             return None
         return group.rows[tier - 1]

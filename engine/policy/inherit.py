@@ -1,8 +1,12 @@
-"""`extends`: read a policy and its ancestors, merge them key by key, keep every node's location.
+"""`extends` and `include`: read a policy, its ancestors and the data files they include, merge
+them key by key, keep every node's location.
 
 The child overrides the parent key by key: mappings merge recursively, lists (and scalars) are
-replaced whole, and an explicit `null` removes the parent's key.  Each merged node keeps the
-location of the file that supplied it, so diagnostics point at the right file.
+replaced whole, and an explicit `null` removes the parent's key.  `sources` is the exception: it
+merges by `id`, so a child adding one source keeps its parent's.  A file's `include` list names
+data files (markets, tables, sources: generated tier tables, typically) merged under the file
+itself.  Each merged node keeps the location of the file that supplied it, so diagnostics point at
+the right file.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class LayeredSpans:
 
     def _owner(self, pointer: Pointer) -> YamlDocument | None:
         for layer in self.layers:
-            if layer.spans.value_span(pointer) is not None:
+            if layer.has(pointer):  # without building a JSON layer's source map
                 return layer
         return None
 
@@ -72,18 +76,41 @@ class LayeredSpans:
 class LoadedLayers:
     data: dict[str, Any]
     spans: LayeredSpans
-    chain: tuple[str, ...]  # paths, child first
+    chain: tuple[str, ...]  # every file read: policies child first, each followed by its includes
 
 
-def merge(parent: Any, child: Any) -> Any:
-    """Merge `child` over `parent`: mappings recursively, everything else replaced; None deletes."""
+INCLUDABLE_KEYS = ("sources", "market_defaults", "markets", "tables")
+
+
+def merge_sources(parent: Any, child: Any) -> Any:
+    """`sources` by id: the child's entry replaces the parent's with the same id, others add."""
+    if not isinstance(parent, list) or not isinstance(child, list):
+        return child
+    merged = list(parent)
+    where = {item.get("id"): i for i, item in enumerate(merged) if isinstance(item, Mapping)}
+    for item in child:
+        key = item.get("id") if isinstance(item, Mapping) else None
+        if isinstance(key, str) and key in where:
+            merged[where[key]] = item
+        else:
+            merged.append(item)
+    return merged
+
+
+def merge(parent: Any, child: Any, *, top: bool = True) -> Any:
+    """Merge `child` over `parent`: mappings recursively, everything else replaced; None deletes.
+
+    At the top level `sources` merges by id (:func:`merge_sources`).
+    """
     if isinstance(parent, Mapping) and isinstance(child, Mapping):
         merged = dict(parent)
         for key, value in child.items():
             if value is None:
                 merged.pop(key, None)
+            elif top and key == "sources" and key in merged:
+                merged[key] = merge_sources(merged[key], value)
             elif key in merged:
-                merged[key] = merge(merged[key], value)
+                merged[key] = merge(merged[key], value, top=False)
             else:
                 merged[key] = value
         return merged
@@ -105,15 +132,73 @@ def resolve_reference(reference: str, base: Path) -> Path | None:
     return None
 
 
+def _includes(document: YamlDocument, path: Path) -> list[YamlDocument]:
+    """The data files `document` includes, read; raise PolicyError naming every bad entry."""
+    data = document.data
+    listed = data.get("include") if isinstance(data, Mapping) else None
+    if not isinstance(listed, list):
+        return []  # absent, or mistyped: the schema reports it
+    found: list[YamlDocument] = []
+    problems: list[Diagnostic] = []
+    for index, reference in enumerate(listed):
+        span = document.spans.value_span(("include", index))
+        if not isinstance(reference, str):
+            continue  # the schema reports it
+        target = Path(os.path.normpath(path.parent / reference))
+        if not target.is_file():  # a copy of a shipped policy still finds the shipped data
+            target = policies_dir() / reference
+        if not target.is_file() or not reference.endswith((".yaml", ".yml", ".json")):
+            problems.append(
+                Diagnostic(
+                    "E400",
+                    f"cannot find the included file '{reference}'",
+                    span,
+                    f"give a path relative to this file ({path.parent}) or to the shipped"
+                    " policies folder, ending in .yaml, .yml or .json",
+                )
+            )
+            continue
+        included = read_yaml_file(target)
+        content = included.data
+        extra = (
+            [k for k in content if k not in INCLUDABLE_KEYS] if isinstance(content, Mapping) else []
+        )
+        if not isinstance(content, Mapping) or extra:
+            what = f"key '{extra[0]}'" if extra else "a document that is not a mapping"
+            problems.append(
+                Diagnostic(
+                    "E420",
+                    f"the included file '{reference}' holds {what}",
+                    span,
+                    "an included file holds only "
+                    + ", ".join(f"`{k}`" for k in INCLUDABLE_KEYS)
+                    + "; use `extends` to reuse a whole policy",
+                )
+            )
+            continue
+        found.append(included)
+    if problems:
+        raise PolicyError(diagnostics=problems)
+    return found
+
+
 def read_layers(path: Path) -> LoadedLayers:
-    """Read `path` and every ancestor it extends; raise PolicyError on a missing or cyclic parent."""
+    """Read `path`, every ancestor it extends and every file they include; raise PolicyError on a
+    missing or cyclic parent and on a missing or malformed included file."""
     documents: list[YamlDocument] = []
+    groups: list[list[YamlDocument]] = []  # per policy, child first: its includes, then itself
     seen: list[Path] = []
+    chain: list[str] = []
     current: Path | None = path
     while current is not None:
         document = read_yaml_file(current)
+        included = _includes(document, current)
         documents.append(document)
+        documents.extend(reversed(included))  # the last include wins over earlier ones
+        groups.append([*included, document])
         seen.append(current.resolve())
+        chain.append(str(current.resolve()))
+        chain.extend(str(Path(d.source.path).resolve()) for d in included)
         data = document.data
         reference = data.get("extends") if isinstance(data, Mapping) else None
         if not isinstance(reference, str):
@@ -139,7 +224,7 @@ def read_layers(path: Path) -> LoadedLayers:
                     Diagnostic("E401", f"policies extend each other in a cycle: {names}", span)
                 ]
             )
-        if len(documents) > MAX_EXTENDS_DEPTH:
+        if len(seen) > MAX_EXTENDS_DEPTH:
             raise PolicyError(
                 diagnostics=[
                     Diagnostic("E401", f"more than {MAX_EXTENDS_DEPTH} levels of extends", span)
@@ -147,12 +232,17 @@ def read_layers(path: Path) -> LoadedLayers:
             )
         current = parent
     merged: Any = {}
-    for document in reversed(documents):
-        data = document.data if document.data is not None else {}
-        merged = merge(merged, data) if isinstance(data, Mapping) else data
+    for group in reversed(groups):
+        for document in group:
+            data = document.data if document.data is not None else {}
+            merged = merge(merged, data) if isinstance(data, Mapping) else data
     if isinstance(merged, Mapping):
         merged = dict(merged)
         merged.pop("extends", None)
-        if isinstance(documents[0].data, Mapping) and "extends" in documents[0].data:
-            merged["extends"] = documents[0].data["extends"]
-    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(str(p) for p in seen))
+        merged.pop("include", None)
+        top = documents[0].data
+        if isinstance(top, Mapping):
+            for key in ("extends", "include"):
+                if key in top:
+                    merged[key] = top[key]
+    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(chain))
