@@ -27,6 +27,7 @@ from engine.cli import (
     serve,
     simulate,
     test_cmd,
+    tiers,
     validate,
 )
 from engine.cli.command import EXIT_CODES_HELP, Command, Exit, UsageError
@@ -46,6 +47,7 @@ COMMANDS: tuple[Command, ...] = (
     diff.COMMAND,
     expr.COMMAND,
     schema.COMMAND,
+    tiers.COMMAND,
     serve.COMMAND,
 )
 
