@@ -129,7 +129,7 @@ COMMAND = Command(
     examples=(
         "liqpolicy tiers import leverage-tiers.json --only '.*/USDT:USDT' --source my-snapshot"
         " --markets -o tiers.json",
-        "liqpolicy tiers import adjustfactor.json --format htx",
+        "liqpolicy tiers import response.json --format NAME  # NAME from `tiers formats`",
         "liqpolicy tiers formats",
     ),
 )

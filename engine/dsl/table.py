@@ -8,9 +8,11 @@ load the intervals of each exact-key group are checked to be increasing, without
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import overload
 
 from engine.dsl.types import TableKey, TableType
 from engine.numbers import format_decimal
@@ -20,6 +22,53 @@ Row = Mapping[str, object]
 
 class TableLookupError(ValueError):
     """A lookup value lies outside every row (message names the table and the bounds)."""
+
+
+class LazyRows(Sequence[Row]):
+    """A table's rows, read on first use: a policy including hundreds of tables (one per market)
+    reads the rows of the few its accounts trade.  Behaves as the tuple it loads."""
+
+    __slots__ = ("_load", "_lock", "_rows")
+
+    def __init__(self, load: Callable[[], tuple[Row, ...]]) -> None:
+        self._load: Callable[[], tuple[Row, ...]] | None = load
+        self._rows: tuple[Row, ...] | None = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> tuple[Row, ...]:
+        rows = self._rows
+        if rows is None:
+            with self._lock:
+                if self._rows is None:
+                    assert self._load is not None
+                    self._rows, self._load = self._load(), None
+                rows = self._rows
+        return rows
+
+    @property
+    def loaded(self) -> bool:
+        return self._rows is not None
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | Sequence[Row]:
+        return self.rows()[index]
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRows):
+            other = other.rows()
+        return self.rows() == other
+
+    def __hash__(self) -> int:
+        return hash(self.rows())
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +87,7 @@ class Table:
     """
 
     type: TableType
-    rows: tuple[Row, ...]
+    rows: Sequence[Row]  # a tuple, or LazyRows read on first use
     _groups: dict[tuple[object, ...], _Group] | None = field(
         init=False, default=None, repr=False, compare=False
     )

@@ -13,25 +13,38 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from engine.errors import PolicyError
+from engine.policy.includes import INCLUDABLE_KEYS, IncludedFile, IncludedTable, read_include
 from engine.policy.packaged import policies_dir
-from engine.policy.yaml_reader import Pointer, YamlDocument, read_yaml_file
+from engine.policy.yaml_reader import Pointer, SourceMap, YamlDocument, read_yaml_file
 from engine.source import Diagnostic, SourceFile, Span
 
 MAX_EXTENDS_DEPTH = 8
+
+
+class Layer(Protocol):
+    """A file of the policy: a YAML document, or an included file (spans built on demand)."""
+
+    @property
+    def source(self) -> SourceFile: ...
+
+    @property
+    def spans(self) -> SourceMap: ...
+
+    def has(self, pointer: Pointer) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
 class LayeredSpans:
     """Source maps of a policy and its ancestors, child first: the first layer that has a node owns it."""
 
-    layers: tuple[YamlDocument, ...]
+    layers: tuple[Layer, ...]
 
-    def _owner(self, pointer: Pointer) -> YamlDocument | None:
+    def _owner(self, pointer: Pointer) -> Layer | None:
         for layer in self.layers:
             if layer.has(pointer):  # without building a JSON layer's source map
                 return layer
@@ -74,12 +87,11 @@ class LayeredSpans:
 
 @dataclass(frozen=True, slots=True)
 class LoadedLayers:
-    data: dict[str, Any]
+    data: dict[str, Any]  # merged; the tables of included files are not in it, see below
     spans: LayeredSpans
     chain: tuple[str, ...]  # every file read: policies child first, each followed by its includes
-
-
-INCLUDABLE_KEYS = ("sources", "market_defaults", "markets", "tables")
+    included_tables: Mapping[str, IncludedTable] = field(default_factory=dict)
+    included_digests: tuple[str, ...] = ()  # content digests of the included files, in order
 
 
 def merge_sources(parent: Any, child: Any) -> Any:
@@ -132,13 +144,13 @@ def resolve_reference(reference: str, base: Path) -> Path | None:
     return None
 
 
-def _includes(document: YamlDocument, path: Path) -> list[YamlDocument]:
+def _includes(document: YamlDocument, path: Path) -> list[IncludedFile]:
     """The data files `document` includes, read; raise PolicyError naming every bad entry."""
     data = document.data
     listed = data.get("include") if isinstance(data, Mapping) else None
     if not isinstance(listed, list):
         return []  # absent, or mistyped: the schema reports it
-    found: list[YamlDocument] = []
+    found: list[IncludedFile] = []
     problems: list[Diagnostic] = []
     for index, reference in enumerate(listed):
         span = document.spans.value_span(("include", index))
@@ -158,12 +170,10 @@ def _includes(document: YamlDocument, path: Path) -> list[YamlDocument]:
                 )
             )
             continue
-        included = read_yaml_file(target)
-        content = included.data
-        extra = (
-            [k for k in content if k not in INCLUDABLE_KEYS] if isinstance(content, Mapping) else []
-        )
-        if not isinstance(content, Mapping) or extra:
+        included = read_include(target)
+        keys = [*included.merged, *(["tables"] if included.tables else [])]
+        extra = [k for k in keys if k not in INCLUDABLE_KEYS]
+        if not included.is_mapping or extra:
             what = f"key '{extra[0]}'" if extra else "a document that is not a mapping"
             problems.append(
                 Diagnostic(
@@ -182,11 +192,17 @@ def _includes(document: YamlDocument, path: Path) -> list[YamlDocument]:
     return found
 
 
+def _spec_of(table: IncludedTable) -> dict[str, Any]:
+    """An included table's declaration with its rows again (without the `tier` lookups add)."""
+    rows = table.built.table.rows if table.built.table is not None else ()
+    return {**table.head, "rows": [{k: v for k, v in r.items() if k != "tier"} for r in rows]}
+
+
 def read_layers(path: Path) -> LoadedLayers:
     """Read `path`, every ancestor it extends and every file they include; raise PolicyError on a
     missing or cyclic parent and on a missing or malformed included file."""
-    documents: list[YamlDocument] = []
-    groups: list[list[YamlDocument]] = []  # per policy, child first: its includes, then itself
+    documents: list[Layer] = []
+    groups: list[tuple[list[IncludedFile], YamlDocument]] = []  # per policy, child first
     seen: list[Path] = []
     chain: list[str] = []
     current: Path | None = path
@@ -195,10 +211,10 @@ def read_layers(path: Path) -> LoadedLayers:
         included = _includes(document, current)
         documents.append(document)
         documents.extend(reversed(included))  # the last include wins over earlier ones
-        groups.append([*included, document])
+        groups.append((included, document))
         seen.append(current.resolve())
         chain.append(str(current.resolve()))
-        chain.extend(str(Path(d.source.path).resolve()) for d in included)
+        chain.extend(str(Path(f.path).resolve()) for f in included)
         data = document.data
         reference = data.get("extends") if isinstance(data, Mapping) else None
         if not isinstance(reference, str):
@@ -232,17 +248,28 @@ def read_layers(path: Path) -> LoadedLayers:
             )
         current = parent
     merged: Any = {}
-    for group in reversed(groups):
-        for document in group:
-            data = document.data if document.data is not None else {}
-            merged = merge(merged, data) if isinstance(data, Mapping) else data
+    tables: dict[str, IncludedTable] = {}
+    digests: list[str] = []
+    for included, document in reversed(groups):
+        for file in included:
+            merged = merge(merged, file.merged) if isinstance(merged, Mapping) else merged
+            tables.update(file.tables)
+            digests.append(file.digest)
+        data = document.data if document.data is not None else {}
+        own = data.get("tables") if isinstance(data, Mapping) else None
+        if isinstance(own, Mapping) and isinstance(merged, Mapping):
+            for name in [n for n in own if n in tables]:  # merges over the included table
+                merged = merge(merged, {"tables": {name: _spec_of(tables.pop(name))}})
+        merged = merge(merged, data) if isinstance(data, Mapping) else data
     if isinstance(merged, Mapping):
         merged = dict(merged)
         merged.pop("extends", None)
         merged.pop("include", None)
-        top = documents[0].data
+        top = groups[0][1].data
         if isinstance(top, Mapping):
             for key in ("extends", "include"):
                 if key in top:
                     merged[key] = top[key]
-    return LoadedLayers(merged, LayeredSpans(tuple(documents)), tuple(chain))
+    return LoadedLayers(
+        merged, LayeredSpans(tuple(documents)), tuple(chain), tables, tuple(digests)
+    )

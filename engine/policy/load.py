@@ -201,6 +201,10 @@ class _Builder:
     # -- tables and markets ------------------------------------------------------------------
     def tables(self, source_ids: set[str]) -> dict[str, BuiltTable]:
         built: dict[str, BuiltTable] = {}
+        for name, included in self.layers.included_tables.items():
+            self.citation(("tables", name), included.head, f"table '{name}'", source_ids, "W001")
+            self.diagnostics.extend(included.built.diagnostics)  # checked with its file
+            built[name] = included.built
         for name, spec in self.data.get("tables", {}).items():
             self.citation(("tables", name), spec, f"table '{name}'", source_ids, "W001")
             table = build_table(name, spec, self.spans.locate)
@@ -519,11 +523,12 @@ class _Builder:
             statics={"tables": MappingProxyType(dict(tables))},
         )
         data = self.original
+        digests = self.layers.included_digests
         return Policy(
             id=data["id"],
             title=data["title"],
             path=str(self.path),
-            digest=digest_of(data),
+            digest=digest_of({"policy": data, "included": list(digests)} if digests else data),
             description=data.get("description"),
             extends=data.get("extends"),
             chain=self.layers.chain,

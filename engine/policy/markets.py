@@ -79,7 +79,7 @@ def build_markets(
     broken_tiers = False
     parameter_names: set[str] | None = None
     has_defaults = "market_defaults" in data
-    declared = data.get("tables") or {}
+    declared = {**(data.get("tables") or {}), **tables}
     for symbol, spec in with_defaults(data).items():
         pointer: Pointer = ("markets", symbol)
         cite(pointer, spec, f"market '{symbol}'")

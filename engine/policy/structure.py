@@ -112,22 +112,15 @@ def plain_table(name: object, spec: object) -> bool:
         and all(_identifier(v) for v in deduction.values())
     ):
         return False
-    if not isinstance(rows, list) or not rows:
+    if not isinstance(rows, list) or not rows or not all(type(row) is dict for row in rows):
         return False
-    names: set[str] = set()
-    for row in rows:
-        if not isinstance(row, dict):
-            return False
-        for column, value in row.items():
-            if column not in names:
-                if not _identifier(column):
-                    return False
-                names.add(column)
-            if value is not None and not isinstance(value, Decimal | str | bool):
-                return False
-            if isinstance(value, Decimal) and not value.is_finite():
-                return False
-    return True
+    names: set[str] = set().union(*rows)
+    if not all(_identifier(name) for name in names):
+        return False
+    return all(type(v) in _CELL_TYPES for row in rows for v in row.values())
+
+
+_CELL_TYPES = frozenset({Decimal, str, bool, type(None)})  # a reader's Decimal is always finite
 
 
 @dataclass(slots=True)

@@ -15,18 +15,19 @@ paths give the same data.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import yaml
 
 from engine.errors import PolicyError
-from engine.json_exact import DuplicateKeyError, loads_exact
 from engine.numbers import NumberSyntaxError, parse_decimal
 from engine.source import Diagnostic, SourceFile, Span
 
@@ -415,6 +416,42 @@ def _size_error(size: int, path: str, limit: int = MAX_FILE_BYTES) -> PolicyErro
 _COMMENT_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
 
 
+class _NotPlainJson(Exception):
+    """The text is JSON the fast path leaves to the YAML reader (a duplicate key, NaN)."""
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _NotPlainJson
+    return result
+
+
+def _constant(name: str) -> object:
+    raise _NotPlainJson
+
+
+def _number(text: str) -> Decimal:
+    """A JSON number as the YAML reader reads it: `parse_decimal`'s limits apply (a number it
+    refuses sends the document to the YAML path, which reports it)."""
+    if len(text) <= 60 and "e" not in text and "E" not in text:
+        return Decimal(text)  # JSON's grammar already holds; at most 60 digits
+    try:
+        return parse_decimal(text)
+    except NumberSyntaxError:
+        raise _NotPlainJson from None
+
+
+_JSON = json.JSONDecoder(
+    parse_float=_number, parse_int=_number, parse_constant=_constant, object_pairs_hook=_object
+)
+
+
+def decode_json(text: str) -> Any:
+    """JSON text read as the fast path reads it (exact decimals); for text already checked."""
+    return _JSON.decode(text)
+
+
 def _as_json(text: str) -> object | None:
     """The data of a YAML document that is plain JSON (after leading comment lines), or None.
 
@@ -428,8 +465,8 @@ def _as_json(text: str) -> object | None:
         return None
     body = "\n" * text.count("\n", 0, start) + text[start:]  # comments out, lines kept
     try:
-        data: object = loads_exact(body)
-    except (ValueError, NumberSyntaxError, DuplicateKeyError, RecursionError):
+        data: object = _JSON.decode(body)
+    except (ValueError, _NotPlainJson, RecursionError):
         return None
     stack: list[tuple[object, int]] = [(data, 1)]
     while stack:
