@@ -9,7 +9,7 @@ from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.policy.packaged import schema_text
 
-SCHEMAS = ("policy", "account")
+SCHEMAS = ("policy", "account", "ccxt-account")
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
