@@ -192,3 +192,48 @@ def quantity_step_problems(
         )
         for symbol in lacking
     ]
+
+
+def missing_instrument_diagnostics(
+    policy_id: str,
+    markets: Mapping[str, Market],
+    missing: Mapping[str, list[str]],
+    path: str,
+) -> list[Diagnostic]:
+    """One E620 per instrument a book trades and the policy lacks, with the fix.
+
+    `missing` maps each instrument to where it is traded ("account a1, position 1").  A market
+    whose symbol spells the instrument without separators (`BTCUSDT` for `BTC/USDT`) most likely
+    lacks `instrument:` (which defaults to the symbol): the hint names it and the line to add.
+    """
+    diagnostics: list[Diagnostic] = []
+    for instrument, places in missing.items():
+        letters = "".join(ch for ch in instrument.split(":")[0] if ch.isalnum()).upper()
+        likely = [
+            symbol
+            for symbol, market in markets.items()
+            if "".join(ch for ch in symbol if ch.isalnum()).upper() == letters
+            and market.instrument != instrument
+        ]
+        if likely:
+            hint = (
+                f"market '{likely[0]}' has instrument '{markets[likely[0]].instrument}'"
+                f" (a market without `instrument:` is named by its symbol): add"
+                f" `instrument: {instrument}` to it"
+            )
+        else:
+            known = ", ".join(sorted({m.instrument for m in markets.values()})[:10])
+            hint = (
+                f"add a market with `instrument: {instrument}`; the policy's instruments: {known}"
+            )
+        shown = "; ".join(places[:3]) + (f" and {len(places) - 3} more" if len(places) > 3 else "")
+        diagnostics.append(
+            Diagnostic(
+                "E620",
+                f"{policy_id} has no market for instrument '{instrument}', traded by"
+                f" {len(places)} position{'s' if len(places) != 1 else ''} ({shown})",
+                path=path,
+                hint=hint,
+            )
+        )
+    return diagnostics

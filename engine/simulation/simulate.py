@@ -22,6 +22,7 @@ from engine.mechanics.accounts import Account
 from engine.mechanics.liquidate import liquidate
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import DECIMAL_CONTEXT, ZERO, quantize_to_step
+from engine.policy.markets import missing_instrument_diagnostics
 from engine.policy.model import Policy
 from engine.simulation.ledger import Ledger
 from engine.simulation.model import Book, Scenario
@@ -43,22 +44,14 @@ def _symbols_by_instrument(policy: Policy, scenario: Scenario) -> dict[str, list
 def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> list[Account]:
     """The book in this policy's terms: symbols by instrument, sizes in the policy's contracts."""
     accounts: list[Account] = []
-    problems: list[Diagnostic] = []
+    missing: dict[str, list[str]] = {}
     for account in book.accounts:
         positions: list[dict[str, Any]] = []
         for index, position in enumerate(account.positions):
             symbols = instruments.get(position.instrument)
             if not symbols:
-                problems.append(
-                    Diagnostic(
-                        "E620",
-                        f"{policy.id} has no market for instrument '{position.instrument}'"
-                        f" (account {account.id}, position {index + 1})",
-                        path=book.path or "<book>",
-                        hint="markets declare `instrument`; available: "
-                        + ", ".join(sorted(instruments)),
-                    )
-                )
+                where = f"account {account.id} position {index + 1}"
+                missing.setdefault(position.instrument, []).append(where)
                 continue
             symbol = symbols[0]
             market = policy.markets[symbol]
@@ -79,8 +72,11 @@ def book_accounts(policy: Policy, book: Book, instruments: dict[str, list[str]])
                 )
             positions.append(record)
         accounts.append(Account(account.id, account.wallet_balance, tuple(positions), {}))
-    if problems:
-        raise InputError(diagnostics=problems[:50])
+    if missing:  # one error per instrument, with the fix (not one per position)
+        path = book.path or "<book>"
+        raise InputError(
+            diagnostics=missing_instrument_diagnostics(policy.id, policy.markets, missing, path)
+        )
     return accounts
 
 
