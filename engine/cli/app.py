@@ -23,6 +23,7 @@ from engine.cli import (
     evaluate,
     expr,
     liq_price,
+    new,
     schema,
     serve,
     simulate,
@@ -38,6 +39,7 @@ from engine.errors import DiagnosticError, EngineError, EvaluationError
 # here.  `liqpolicy --help` shows them in this order.
 COMMANDS: tuple[Command, ...] = (
     validate.COMMAND,
+    new.COMMAND,
     test_cmd.COMMAND,
     evaluate.COMMAND,
     liq_price.COMMAND,
