@@ -186,8 +186,8 @@ def scaffold(name: str, like: Policy, schema: str, *, command: str) -> str:
             ),
             None,
         )
-        account = dict(example.account) if example is not None else None
-        if account is not None:
+        if example is not None:
+            account = dict(example.account)
             new["examples"] = [
                 {
                     "name": "TODO: the venue's published example",
