@@ -252,21 +252,27 @@ def _deduction_problems(
     low = f"min_{interval.name}"
     exact = [k.name for k in table_type.keys if k.kind == "exact"]
     previous: dict[tuple[object, ...], Mapping[str, Any]] = {}
+    chain: dict[tuple[object, ...], Any] = {}  # the amount each group's rows imply so far
     with decimal.localcontext(DECIMAL_CONTEXT):
         for index, row in enumerate(rows):
             group = tuple(row.get(k) for k in exact)
             before = previous.get(group)
             previous[group] = row
             if before is None:
+                chain[group] = row[amount]
                 continue
-            expected = before[amount] + row[low] * (row[rate] - before[rate])
+            if None in (row[amount], row[low], row[rate], before[rate], chain[group]):
+                continue  # a null cell: nothing to check against
+            # checked against the chain from the group's first row: one wrong amount, one error
+            prior = chain[group]
+            expected = chain[group] = prior + row[low] * (row[rate] - before[rate])
             if row[amount] != expected:
                 shown = format_decimal
                 problems.append(
                     Diagnostic(
                         "E418",
                         f"row {index + 1} of table '{name}': {amount} {shown(row[amount])} does"
-                        f" not follow from the rows: {shown(before[amount])} +"
+                        f" not follow from the rows: {shown(prior)} +"
                         f" {shown(row[low])} * ({shown(row[rate])} - {shown(before[rate])}) ="
                         f" {shown(expected)}",
                         locate((*pointer, "rows", index, amount), False),

@@ -37,6 +37,7 @@ class TierFormat:
     bounds: Bounds
     suffix: str
     columns: Mapping[str, tuple[str, ...]]
+    lead: tuple[str, ...]
     deduction: Mapping[str, str] | None
 
     def fields(self, column: str) -> tuple[str, ...]:
@@ -75,6 +76,7 @@ def tier_formats() -> dict[str, TierFormat]:
             bounds=cast(Bounds, bounds),
             suffix=str(spec["suffix"]),
             columns={str(k): _strings(v) for k, v in spec["columns"].items()},
+            lead=_strings(spec.get("lead")),
             deduction=dict(spec["deduction"]) if spec.get("deduction") else None,
         )
     return formats

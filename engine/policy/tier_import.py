@@ -199,7 +199,8 @@ class _Reader:
         key = layout.key
         present = [c for c in layout.columns if c not in ("min", "max")]
         present = [c for c in present if any(row.get(c) is not None for row in rows)]
-        first, rest = present[:1], present[1:]
+        first = [c for c in present if c in layout.lead]
+        rest = [c for c in present if c not in layout.lead]
         exact_names = list(self.format.exact)
         columns = (*first, *exact_names, f"min_{key}", f"max_{key}", *rest)
         keys = (*((name, "exact") for name in exact_names), (key, "interval"))
@@ -215,18 +216,26 @@ class _Reader:
         rows: list[dict[str, Cell]] = []
         where: list[dict[str, Pointer]] = []
         amount_column = layout.deduction["amount"] if layout.deduction else None
+        absent: dict[str, list[_Tier]] = {}
         for tier in tiers:
             row: dict[str, Cell] = dict(exact)
             pointers: dict[str, Pointer] = {}
             for column, fields in layout.columns.items():
                 value, pointer = self.number(tier, fields, f"{symbol} {fields[0]}")
                 pointers[column] = pointer
-                if value is None and column not in ("max", amount_column):
-                    shown = " or ".join(f"`{f}`" for f in fields)
-                    self.error("E641", f"a tier of {symbol} has no {shown}", tier.pointer)
+                if value is None and not any(f in tier.node for f in fields):
+                    absent.setdefault(column, []).append(tier)
                 row[column] = value
             rows.append(row)
             where.append(pointers)
+        for column, missing in absent.items():
+            # a column no tier has is left out; one some tiers lack is an error (bounds aside:
+            # an unbounded last tier has no upper bound)
+            if column == "max" or (column != "min" and len(missing) == len(tiers)):
+                continue
+            shown = " or ".join(f"`{f}`" for f in layout.fields(column))
+            for tier in missing:
+                self.error("E641", f"a tier of {symbol} has no {shown}", tier.pointer)
         previous: Cell = Decimal(0)
         for index, row in enumerate(rows):
             low, high = row.pop("min", None), row.pop("max")
@@ -300,14 +309,17 @@ class _Reader:
             f"min_{layout.key}",
         )
         shown = format_decimal
+        # Each amount is checked against the chain from the first tier, so one wrong value is
+        # one error (the tiers after it still follow from the right value).
+        chain = rows[0][amount]
         with decimal.localcontext(DECIMAL_CONTEXT):
             for index in range(1, len(rows)):
                 row, before = rows[index], rows[index - 1]
-                values = (row[amount], before[amount], row[low], row[rate], before[rate])
+                values = (row[amount], chain, row[low], row[rate], before[rate])
                 if any(v is None for v in values):
-                    continue
+                    return
                 value, previous, floor, now, then = (v for v in values if v is not None)
-                expected = previous + floor * (now - then)
+                expected = chain = previous + floor * (now - then)
                 if value != expected:
                     field = layout.fields(amount)[0]
                     self.error(
