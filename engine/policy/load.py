@@ -219,7 +219,12 @@ class _Builder:
             self.citation(pointer, spec, what, source_ids, "W003")
 
         broken = dropped_names(self.pruned, "tables") if self.pruned else set()
-        result = build_markets(self.data, tables, broken, self.spans.locate, cite)
+        reported = {
+            str(p[1])
+            for p in (self.pruned.reported if self.pruned else ())
+            if p[:1] == ("markets",)
+        }
+        result = build_markets(self.data, tables, broken, self.spans.locate, cite, reported)
         self.diagnostics.extend(result.diagnostics)
         return result.markets, result.tier_type, result.parameters
 

@@ -70,6 +70,7 @@ def build_markets(
     broken_tables: set[str],
     locate: Locate,
     cite: Cite,
+    reported: set[str] | None = None,
 ) -> Markets:
     """Check and build the markets of merged, schema-valid policy data."""
     diagnostics: list[Diagnostic] = []
@@ -84,6 +85,8 @@ def build_markets(
         pointer: Pointer = ("markets", symbol)
         cite(pointer, spec, f"market '{symbol}'")
         missing = [key for key in REQUIRED_MARKET_KEYS if key not in spec]
+        if missing and symbol in (reported or set()):
+            continue  # a misspelt key is already reported: not also as a missing one
         if missing:
             where = ", and `market_defaults` gives none" if has_defaults else ""
             diagnostics.append(

@@ -8,7 +8,7 @@ expected, with a did-you-mean for misspelled keys.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from decimal import Decimal
 from typing import Any
 
@@ -183,6 +183,13 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
             "names are lowercase letters, digits and underscores",
         )
     if keyword in ("minItems", "minLength", "minProperties"):
+        least = error.validator_value
+        if isinstance(least, int) and least > 1:
+            unit = {"minItems": "items", "minLength": "characters", "minProperties": "keys"}[
+                keyword
+            ]
+            text = f"expected at least {least} {unit} {where}, found {len(value) if isinstance(value, Sized) else 0}"
+            return Diagnostic("E104", text, locate(pointer, False))
         return Diagnostic("E104", f"{where} must not be empty", locate(pointer, False))
     if keyword in _BOUNDS:
         bound = f"{_BOUNDS[keyword]} {_show(error.validator_value)}"

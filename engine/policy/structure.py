@@ -134,7 +134,10 @@ class Pruned:
     data: dict[str, Any]
     diagnostics: list[Diagnostic]
     dropped: set[Pointer] = field(default_factory=set)
-    usable: bool = True  # False: the data cannot be pruned into shape; stop after this pass
+    usable: bool = True
+    reported: set[Pointer] = field(
+        default_factory=set
+    )  # units with a schema problem in them  # False: the data cannot be pruned into shape; stop after this pass
 
     def was_dropped(self, *pointer: str | int) -> bool:
         return tuple(pointer) in self.dropped
@@ -220,16 +223,18 @@ def check_structure(data: dict[str, Any], locate: Locate) -> Pruned:
         return Pruned(data, diagnostics)
     pruned: dict[str, Any] = _copy(data)
     dropped: set[Pointer] = set()
+    reported: set[Pointer] = set()
     for pointer, diagnostic in problems:
         # an unknown key goes alone (`pointer` is the key's); any other error takes its unit
         unit = pointer if diagnostic.code == "E102" else _unit(pointer)
+        reported.add(_unit(pointer))
         if not unit:  # the document itself, or a required top-level key: nothing to cut
             continue
         if _node(pruned, unit) is not None:
             _drop(pruned, unit)
             dropped.add(unit)
     usable = not schema_problems(_light(_compacted(pruned)), "policy.schema.json", locate)
-    return Pruned(pruned, diagnostics, dropped, usable)
+    return Pruned(pruned, diagnostics, dropped, usable, reported)
 
 
 def _node(data: Any, pointer: Pointer) -> Any:
