@@ -23,7 +23,7 @@ from engine.dsl.compile import compile_program
 from engine.dsl.parser import parse_expression
 from engine.dsl.residual import residual_of
 from engine.dsl.table import Table
-from engine.dsl.types import ANY, BOOL, NUMBER, Type
+from engine.dsl.types import ANY, BOOL, NUMBER, TableType, Type
 from engine.errors import ExpressionError, PolicyError
 from engine.numbers import parse_decimal
 from engine.policy.definitions import check_definitions
@@ -226,7 +226,22 @@ class _Builder:
         }
         result = build_markets(self.data, tables, broken, self.spans.locate, cite, reported)
         self.diagnostics.extend(result.diagnostics)
-        return result.markets, result.tier_type, result.parameters
+        tier_type, parameters = result.tier_type, result.parameters
+        dropped = dropped_names(self.pruned, "markets") if self.pruned else set()
+        originals = self.original.get("markets") or {}
+        for symbol in dropped:  # its error is reported: what it declared is not unknown
+            spec = originals.get(symbol) if isinstance(originals, Mapping) else None
+            if isinstance(spec, Mapping):
+                if "tiers" in spec and tier_type is None:
+                    known = tables.get(spec["tiers"])
+                    tier_type = (
+                        TableType("tiers", known.type.keys, known.type.row)
+                        if known is not None and known.type is not None
+                        else ANY
+                    )
+                if isinstance(spec.get("parameters"), Mapping):
+                    parameters = {**dict.fromkeys(spec["parameters"], NUMBER), **parameters}
+        return result.markets, tier_type, parameters
 
     # -- expressions -------------------------------------------------------------------------
     def parse(self, pointer: Pointer, text: str) -> ast.Expr | None:
