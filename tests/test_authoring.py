@@ -34,7 +34,9 @@ def test_new_writes_a_policy_that_loads_and_tests(tmp_path, capsys, like):
     assert policy.id == "my-venue"
     assert [s.id for s in policy.sources] == ["my-venue-rules"]
     assert len(policy.markets) == 1 and len(policy.examples) == 1
-    assert "source:" not in text.split("\nsources:", 1)[1].split("\nmarkets:", 1)[1]  # no citation copied
+    assert (
+        "source:" not in text.split("\nsources:", 1)[1].split("\nmarkets:", 1)[1]
+    )  # no citation copied
     assert main(["test", str(target)]) == 0
     schema = (target.parent / text.split("$schema=", 1)[1].split("\n", 1)[0]).resolve()
     assert schema.is_file()
@@ -43,9 +45,10 @@ def test_new_writes_a_policy_that_loads_and_tests(tmp_path, capsys, like):
 def test_new_refuses_to_overwrite_and_bad_ids(tmp_path, capsys):
     target = tmp_path / "x.yaml"
     target.write_text("keep me")
-    assert main(["new", "x", "-o", str(target)]) == 2
+    assert main(["new", "x", "--like", "binance-usdm", "-o", str(target)]) == 2
     assert target.read_text() == "keep me"
-    assert main(["new", "Not An Id", "-o", str(tmp_path / "y.yaml")]) == 2
+    assert main(["new", "Not An Id", "--like", "binance-usdm", "-o", str(tmp_path / "y.yaml")]) == 2
+    assert "exists" in capsys.readouterr().err
 
 
 def test_schema_write_gives_self_contained_schemas(tmp_path, capsys):

@@ -49,9 +49,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="NAME", help="the new policy's id (and file name)")
     parser.add_argument(
         "--like",
-        default="binance-usdm",
+        required=True,
         metavar="POLICY",
-        help="the policy to take the shape from: a file or a shipped id (default binance-usdm)",
+        help="the policy to take the shape from: a file, or the id of a shipped policy"
+        " (`liqpolicy validate --help` lists where they are)",
     )
     parser.add_argument("--output", "-o", metavar="PATH", help="where to write (default NAME.yaml)")
     parser.add_argument(
@@ -77,7 +78,7 @@ COMMAND = Command(
     configure=configure,
     run=run,
     examples=(
-        "liqpolicy new my-venue-swap --like binance-usdm",
-        "liqpolicy new my-venue-swap --like huobi-linear-swap -o policies/my-venue-swap.yaml",
+        "liqpolicy new my-venue-swap --like SHIPPED_ID",
+        "liqpolicy new my-venue-swap --like other-venue.yaml -o policies/my-venue-swap.yaml",
     ),
 )

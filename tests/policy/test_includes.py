@@ -29,12 +29,26 @@ TABLES = {
             "keys": [{"name": "notional", "kind": "interval"}],
             "deduction": {"rate": "rate", "amount": "amount"},
             "rows": [
-                {"bracket": 1, "min_notional": 0, "max_notional": 50000, "rate": 0.004, "amount": 0},
-                {"bracket": 2, "min_notional": 50000, "max_notional": 600000, "rate": 0.005, "amount": 50},
+                {
+                    "bracket": 1,
+                    "min_notional": 0,
+                    "max_notional": 50000,
+                    "rate": 0.004,
+                    "amount": 0,
+                },
+                {
+                    "bracket": 2,
+                    "min_notional": 50000,
+                    "max_notional": 600000,
+                    "rate": 0.005,
+                    "amount": 50,
+                },
             ],
         }
     },
-    "markets": {"BTCUSDT": {"instrument": "BTC/USDT", "tiers": "btcusdt_brackets", "source": "doc"}},
+    "markets": {
+        "BTCUSDT": {"instrument": "BTC/USDT", "tiers": "btcusdt_brackets", "source": "doc"}
+    },
 }
 
 POLICY = """\
@@ -190,7 +204,7 @@ def test_the_shipped_policy_covers_the_snapshots_usdt_perpetuals():
     btc, eth = policy.markets["BTCUSDT"], policy.markets["ETHUSDT"]
     assert (btc.tick_size, eth.tick_size) == (D("0.1"), D("0.01"))
     assert btc.parameters["clearance_fee_rate"] == D("0.003")
-    assert {m.parameters["clearance_fee_rate"] for s, m in policy.markets.items() if s != "BTCUSDT"} == {
-        D("0.005")
-    }
+    assert {
+        m.parameters["clearance_fee_rate"] for s, m in policy.markets.items() if s != "BTCUSDT"
+    } == {D("0.005")}
     assert all(m.tiers is not None for m in policy.markets.values())

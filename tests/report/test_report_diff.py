@@ -124,7 +124,9 @@ def test_diff_folds_many_identical_or_one_sided_markets():
     from engine.report.policy_diff import FULL_MARKETS, diff_policies
 
     binance = load_policy("binance-usdm")
-    sections = {s.title: s for s in diff_policies(binance, load_policy("huobi-linear-swap")).sections}
+    sections = {
+        s.title: s for s in diff_policies(binance, load_policy("huobi-linear-swap")).sections
+    }
     assert "Market BTC/USDT" in sections and "Market ETH/USDT" not in sections
     assert sections["Markets only in A"].note.startswith("317 markets: ")
     same = diff_policies(binance, load_policy("binance-usdm-with-debt")).sections
