@@ -292,7 +292,7 @@ def _verdict(included: IncludedFile, offsets: Mapping[str, Any]) -> dict[str, An
     return {"digest": included.digest, "sections": sections, "tables": tables}
 
 
-_MEMORY: dict[tuple[str, str], IncludedFile] = {}
+_MEMORY: dict[str, tuple[str, IncludedFile]] = {}  # path -> (key, file): the latest version only
 _MEMORY_LOCK = threading.Lock()
 
 
@@ -311,9 +311,9 @@ def read_include(path: Path) -> IncludedFile:
         raise PolicyError(diagnostics=[Diagnostic("E002", message, path=name)])
     key = hashlib.sha256(raw + _checker_digest().encode()).hexdigest()
     with _MEMORY_LOCK:
-        found = _MEMORY.get((name, key))
-    if found is not None:
-        return found
+        kept = _MEMORY.get(name)
+    if kept is not None and kept[0] == key:
+        return kept[1]
     try:
         text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
@@ -333,7 +333,7 @@ def read_include(path: Path) -> IncludedFile:
                 _store_verdict(key, verdict)
     if not included.problems:
         with _MEMORY_LOCK:
-            _MEMORY[(name, key)] = included
+            _MEMORY[name] = (key, included)
     return included
 
 
