@@ -32,17 +32,12 @@ from engine._version import __version__
 from engine.dsl.table import LazyRows, Row, Table
 from engine.dsl.types import BOOL, NUMBER, STRING, RecordType, TableKey, TableType, Type
 from engine.errors import PolicyError
+from engine.policy.json_fast import decode_json
 from engine.policy.packaged import schema_text
 from engine.policy.schema import schema_problems
 from engine.policy.structure import plain_table
 from engine.policy.tables import BuiltTable, build_table
-from engine.policy.yaml_reader import (
-    Pointer,
-    SourceMap,
-    YamlDocument,
-    decode_json,
-    read_yaml,
-)
+from engine.policy.yaml_reader import Pointer, SourceMap, YamlDocument, read_yaml
 from engine.source import Diagnostic, SourceFile
 
 MAX_INCLUDE_BYTES = 8 * 1024 * 1024  # generated tables of every contract of a venue fit easily
@@ -130,7 +125,7 @@ def _checker_digest() -> str:
     digest = hashlib.sha256(f"{CACHE_FORMAT}:{__version__}:".encode())
     digest.update(schema_text("policy.schema.json").encode("utf-8"))
     here = Path(__file__).resolve().parent
-    for module in ("includes.py", "tables.py", "structure.py", "yaml_reader.py"):
+    for module in ("includes.py", "tables.py", "structure.py", "yaml_reader.py", "json_fast.py"):
         with contextlib.suppress(OSError):
             digest.update((here / module).read_bytes())
     return digest.hexdigest()

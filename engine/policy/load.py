@@ -37,13 +37,13 @@ from engine.policy.model import Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
-    REQUIRED_DEFINITIONS,
     RESIDUAL,
     build_procedure,
     build_waterfall,
     expression_locations,
     key_of,
 )
+from engine.policy.procedure_checks import market_reads, procedure_problems
 from engine.policy.schema import schema_diagnostics
 from engine.policy.structure import (
     Pruned,
@@ -88,38 +88,6 @@ def _literal_numbers(expr: ast.Expr) -> bool:
         and node.value not in (0, 1)
         for node in ast.walk(expr)
     )
-
-
-def _is_zero(expr: ast.Expr) -> bool:
-    """Whether an amount is zero whatever the inputs: `0`, `0%`, or a product with such a factor."""
-    if isinstance(expr, ast.Const):
-        return (
-            isinstance(expr.value, Decimal) and not isinstance(expr.value, bool) and expr.value == 0
-        )
-    if isinstance(expr, ast.Binary) and expr.op == "*":
-        return _is_zero(expr.left) or _is_zero(expr.right)
-    return False
-
-
-def _reads_bankruptcy_price(expr: ast.Expr) -> bool:
-    return any(
-        isinstance(node, ast.Attribute)
-        and node.name == "bankruptcy_price"
-        and isinstance(node.value, ast.Name)
-        and node.value.name == "order"
-        for node in ast.walk(expr)
-    )
-
-
-def _market_reads(expr: ast.Expr, field: str) -> list[Span]:
-    return [
-        node.name_span
-        for node in ast.walk(expr)
-        if isinstance(node, ast.Attribute)
-        and node.name == field
-        and isinstance(node.value, ast.Name)
-        and node.value.name == "market"
-    ]
 
 
 class _Builder:
@@ -327,106 +295,14 @@ class _Builder:
         return result
 
     def procedure_checks(self, scope: Scope) -> None:
-        """The waterfall's, the charges' and the steps' rules the schema cannot state."""
-        liquidation = self.data.get("liquidation", {})
-        waterfall = self.data.get("waterfall", {})
-        order = waterfall.get("order", [])
-        if order and order[-1] not in ("debt", "write_off"):
-            self.error(
-                "E414",
-                "the waterfall must end with `debt` or `write_off`",
-                self.at(("waterfall", "order")),
-                "someone has to take what is left",
-            )
-        if "adl" in order and "adl" not in waterfall and not self.dropped("waterfall", "adl"):
-            self.error(
-                "E415",
-                "the waterfall uses `adl` but declares no `adl.ranking`",
-                self.at(("waterfall", "order")),
-            )
-        if "adl" in order and "clawback" in order:
-            self.error(
-                "E416",
-                "a waterfall uses either `adl` or `clawback`, not both",
-                self.at(("waterfall", "order")),
-            )
-        for index, charge in enumerate(self.data.get("charges", [])):
-            if (
-                charge is not None
-                and charge.get("at") == "interval"
-                and "every_seconds" not in charge
-            ):
-                self.error(
-                    "E417",
-                    f"charge '{charge['name']}' runs at an interval but has no `every_seconds`",
-                    self.at(("charges", index)),
-                )
-        if liquidation.get("steps"):
-            for name in REQUIRED_DEFINITIONS:
-                if name not in scope.definitions:
-                    self.error(
-                        "E412",
-                        f"a policy with liquidation steps needs the definition '{name}'",
-                        self.at(("liquidation", "steps"), True),
-                        "the engine reads it for results and statements; see docs/mechanics.md",
-                    )
-            for index, step in enumerate(liquidation["steps"]):
-                if step is not None and step["kind"] == "reduce" and "quantity" not in step:
-                    self.error(
-                        "E413",
-                        f"step '{step['name']}' reduces but has no `quantity`",
-                        self.at(("liquidation", "steps", index)),
-                    )
-        self.fees_first_warning()
+        def parse(pointer: Pointer, text: str) -> ast.Expr | None:
+            source, locate, fallback = self.spans.expression_origin(pointer)
+            try:
+                return parse_expression(text, source=source, locate=locate, fallback=fallback)
+            except ExpressionError:
+                return None  # reported where the expression itself is checked
 
-    def fees_first_warning(self) -> None:
-        """W004: fees paid before losses while the takeover settles at the bankruptcy price.
-
-        Settled at the bankruptcy price the trader's loss consumes exactly the margin, so a fee
-        taken first always leaves the same amount of loss unpaid: every fee becomes a shortfall
-        the insurance fund pays back to itself.
-        """
-        liquidation = self.data.get("liquidation", {})
-        fees = [
-            (index, fee)
-            for index, fee in enumerate(liquidation.get("fees") or [])
-            if fee is not None
-        ]
-        settlement = liquidation.get("fill", {}).get("settlement_price")
-        order = liquidation.get("consumption_order", ["fees", "loss", "slippage"])
-        if not fees or not isinstance(settlement, str) or order.index("fees") > order.index("loss"):
-            return
-        charged = []
-        for index, fee in fees:
-            expr = self.parse_quietly(("liquidation", "fees", index, "amount"), fee["amount"])
-            if expr is None or not _is_zero(expr):
-                charged.append(fee["name"])
-        expr = self.parse_quietly(("liquidation", "fill", "settlement_price"), settlement)
-        if not charged or expr is None or not _reads_bankruptcy_price(expr):
-            return
-        declared = "consumption_order" in liquidation
-        where = (
-            ("liquidation", "consumption_order")
-            if declared
-            else ("liquidation", "fill", "settlement_price")
-        )
-        self.warn(
-            "W004",
-            "fees come before the loss in the consumption order while orders settle at the"
-            f" bankruptcy price: each fee ({', '.join(charged)}) becomes a shortfall the"
-            " insurance fund pays",
-            self.at(where),
-            "at the bankruptcy price the loss takes the whole margin; put `fees` last"
-            " (`consumption_order: [loss, slippage, fees]`) unless the venue really charges first",
-        )
-
-    def parse_quietly(self, pointer: Pointer, text: str) -> ast.Expr | None:
-        """Parse for a whole-policy check; the expression's own errors are reported elsewhere."""
-        source, locate, fallback = self.spans.expression_origin(pointer)
-        try:
-            return parse_expression(text, source=source, locate=locate, fallback=fallback)
-        except ExpressionError:
-            return None
+        self.diagnostics.extend(procedure_problems(self.data, scope, self.at, self.dropped, parse))
 
     def residual(self, expr: ast.Expr, scope: Scope) -> ast.Expr:
         """The numeric residual of a condition, for the price solver (see engine/dsl/residual.py)."""
@@ -529,7 +405,7 @@ class _Builder:
         roots = build_roots(tier_table=tier_type, market_parameters=parameters, tables=table_types)
         definitions, scope = self.definitions(roots, source_ids)
         expressions = self.slot_expressions(scope)
-        reads = [span for expr in self.expressions for span in _market_reads(expr, "quantity_step")]
+        reads = [span for expr in self.expressions for span in market_reads(expr, "quantity_step")]
         self.diagnostics.extend(quantity_step_problems(markets, reads, self.at))
         examples = self.examples(markets, scope.definitions, source_ids)
         if any(d.severity == "error" for d in self.diagnostics):

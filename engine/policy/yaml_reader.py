@@ -15,20 +15,19 @@ paths give the same data.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import yaml
 
 from engine.errors import PolicyError
 from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.policy.json_fast import as_json
 from engine.source import Diagnostic, SourceFile, Span
 
 MAX_FILE_BYTES = 1_048_576
@@ -413,75 +412,6 @@ def _size_error(size: int, path: str, limit: int = MAX_FILE_BYTES) -> PolicyErro
     return PolicyError(diagnostics=[Diagnostic("E002", message, path=path)])
 
 
-_COMMENT_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*")
-
-
-class _NotPlainJson(Exception):
-    """The text is JSON the fast path leaves to the YAML reader (a duplicate key, NaN)."""
-
-
-def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _NotPlainJson
-    return result
-
-
-def _constant(name: str) -> object:
-    raise _NotPlainJson
-
-
-def _number(text: str) -> Decimal:
-    """A JSON number as the YAML reader reads it: `parse_decimal`'s limits apply (a number it
-    refuses sends the document to the YAML path, which reports it)."""
-    if len(text) <= 60 and "e" not in text and "E" not in text:
-        return Decimal(text)  # JSON's grammar already holds; at most 60 digits
-    try:
-        return parse_decimal(text)
-    except NumberSyntaxError:
-        raise _NotPlainJson from None
-
-
-_JSON = json.JSONDecoder(
-    parse_float=_number, parse_int=_number, parse_constant=_constant, object_pairs_hook=_object
-)
-
-
-def decode_json(text: str) -> Any:
-    """JSON text read as the fast path reads it (exact decimals); for text already checked."""
-    return _JSON.decode(text)
-
-
-def _as_json(text: str) -> object | None:
-    """The data of a YAML document that is plain JSON (after leading comment lines), or None.
-
-    None sends the text to the YAML reader: not JSON, or anything where the two readers could
-    disagree or the YAML reader reports a problem (escapes, tabs, duplicate keys, numbers out of
-    range, nesting deeper than :data:`MAX_DEPTH`).
-    """
-    head = _COMMENT_LINES.match(text)
-    start = head.end() if head else 0
-    if text[start : start + 1] not in ("{", "[") or "\\" in text or "\t" in text:
-        return None
-    body = "\n" * text.count("\n", 0, start) + text[start:]  # comments out, lines kept
-    try:
-        data: object = _JSON.decode(body)
-    except (ValueError, _NotPlainJson, RecursionError):
-        return None
-    stack: list[tuple[object, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = (
-            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        )
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth >= MAX_DEPTH:
-                    return None
-                stack.append((child, depth + 1))
-    return data
-
-
 def read_yaml(text: str, path: str, *, max_bytes: int | None = MAX_FILE_BYTES) -> YamlDocument:
     """Parse `text` (named `path` in diagnostics); raise PolicyError listing every problem.
 
@@ -493,7 +423,7 @@ def read_yaml(text: str, path: str, *, max_bytes: int | None = MAX_FILE_BYTES) -
     if max_bytes is not None and size > max_bytes:
         raise _size_error(size, path, max_bytes)
     source = SourceFile(path, text)
-    data = _as_json(text)
+    data = as_json(text, MAX_DEPTH)
     if data is not None:
         return YamlDocument(data, source)
     return _read_events(source)
