@@ -57,12 +57,12 @@ REQUIRED_CODES = {
     "E403",
     "E404",
     "E405",
-    "E418",
-    "E419",  # policy semantics
+    "E426",
+    "E427",  # policy semantics
     "W001",
     "W002",
     "W003",
-    "W004",  # warnings
+    "W006",  # warnings
 }
 
 _HEAD = re.compile(

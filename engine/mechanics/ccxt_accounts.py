@@ -93,7 +93,7 @@ class _Converter:
                 else f"not a positive number ({position.get(field)!r})"
             )
             self.problem(
-                "E607",
+                "E617",
                 f"{_where(pointer)}.{field} is {shown}",
                 (*pointer, field),
                 "the conversion needs it; the venue's raw value is usually in the position's `info`",
@@ -112,7 +112,7 @@ class _Converter:
         if found is None:
             instruments = {m.instrument for m in self.policy.markets.values()}
             self.problem(
-                "E608",
+                "E618",
                 f"{symbol} ({_where(pointer)}.symbol) matches no market of {self.policy.id}",
                 (*pointer, "symbol"),
                 did_you_mean(_split(symbol)[0], instruments)
@@ -128,7 +128,7 @@ class _Converter:
         ):
             if value not in allowed:
                 self.problem(
-                    "E607",
+                    "E617",
                     f"{_where(pointer)}.{field} is {value!r}, expected "
                     + " or ".join(f"'{a}'" for a in allowed),
                     (*pointer, field),
@@ -142,7 +142,7 @@ class _Converter:
             size = base / found.contract_size if base is not None else abs(contracts)
             if context.flags[decimal.Inexact]:
                 self.problem(
-                    "E609",
+                    "E619",
                     f"{_where(pointer)}: {format_decimal(base or contracts)} is not an exact number"
                     f" of {symbol} contracts of {format_decimal(found.contract_size)}",
                     (*pointer, "contracts"),
@@ -176,14 +176,14 @@ class _Converter:
             value = _number(given)
             if value is None:
                 self.problem(
-                    "E607", f"wallet_balance is not a number ({given!r})", ("wallet_balance",)
+                    "E617", f"wallet_balance is not a number ({given!r})", ("wallet_balance",)
                 )
             return value
         if not currencies:
             currencies = {m.settlement_currency for m in self.policy.markets.values()}
         if len(currencies) != 1:
             self.problem(
-                "E609",
+                "E619",
                 "the positions settle in " + ", ".join(sorted(currencies)) + ": one account, one"
                 " settlement currency",
                 ("ccxt", "positions"),
@@ -203,7 +203,7 @@ class _Converter:
         value = _number(total)
         if value is None:
             self.problem(
-                "E607",
+                "E617",
                 f"the balance has no {currency} total",
                 ("ccxt", "balance") if isinstance(balance, Mapping) else ("ccxt",),
                 f"pass fetch_balance()'s result as ccxt.balance, or give wallet_balance in {currency}",
@@ -225,7 +225,7 @@ class _Converter:
             found = self.policy.markets.get(name) or market_for(name, self.policy)
             if found is None:
                 self.problem(
-                    "E608",
+                    "E618",
                     f"market.{name} names no market of {self.policy.id}",
                     ("market", name),
                     did_you_mean(name, self.policy.markets),
@@ -235,7 +235,7 @@ class _Converter:
                 number = _number(value)
                 if number is None:
                     self.problem(
-                        "E607",
+                        "E617",
                         f"market.{name}.{field} is not a number ({value!r})",
                         ("market", name, field),
                     )

@@ -177,7 +177,7 @@ def _includes(document: YamlDocument, path: Path) -> list[IncludedFile]:
             what = f"key '{extra[0]}'" if extra else "a document that is not a mapping"
             problems.append(
                 Diagnostic(
-                    "E420",
+                    "E428",
                     f"the included file '{reference}' holds {what}",
                     span,
                     "an included file holds only "

@@ -187,7 +187,7 @@ def quantity_step_problems(
     lacking = [symbol for symbol, market in markets.items() if market.quantity_step is None]
     return [
         Diagnostic(
-            "E419",
+            "E427",
             f"market '{symbol}' has no `quantity_step`, which the policy's expressions read",
             locate(("markets", symbol), True),
             f"add `quantity_step:` to the market (or to `market_defaults`); it is read at"

@@ -56,7 +56,7 @@ def _reads_bankruptcy_price(expr: ast.Expr) -> bool:
 def procedure_problems(
     data: Mapping[str, Any], scope: Scope, at: Locate, dropped: Dropped, parse: Parse
 ) -> list[Diagnostic]:
-    """The waterfall's, the charges' and the steps' rules, and warning W004."""
+    """The waterfall's, the charges' and the steps' rules, and warning W006."""
     problems: list[Diagnostic] = []
     liquidation = data.get("liquidation", {})
     waterfall = data.get("waterfall", {})
@@ -120,7 +120,7 @@ def procedure_problems(
 
 
 def _fees_first(liquidation: Mapping[str, Any], at: Locate, parse: Parse) -> list[Diagnostic]:
-    """W004: fees paid before losses while the takeover settles at the bankruptcy price.
+    """W006: fees paid before losses while the takeover settles at the bankruptcy price.
 
     Settled at the bankruptcy price the trader's loss consumes exactly the margin, so a fee
     taken first always leaves the same amount of loss unpaid: every fee becomes a shortfall the
@@ -147,7 +147,7 @@ def _fees_first(liquidation: Mapping[str, Any], at: Locate, parse: Parse) -> lis
     )
     return [
         Diagnostic(
-            "W004",
+            "W006",
             "fees come before the loss in the consumption order while orders settle at the"
             f" bankruptcy price: each fee ({', '.join(charged)}) becomes a shortfall the"
             " insurance fund pays",

@@ -270,7 +270,7 @@ def _deduction_problems(
                 shown = format_decimal
                 problems.append(
                     Diagnostic(
-                        "E418",
+                        "E426",
                         f"row {index + 1} of table '{name}': {amount} {shown(row[amount])} does"
                         f" not follow from the rows: {shown(prior)} +"
                         f" {shown(row[low])} * ({shown(row[rate])} - {shown(before[rate])}) ="

@@ -323,7 +323,7 @@ class _Reader:
                 if value != expected:
                     field = layout.fields(amount)[0]
                     self.error(
-                        "E418",
+                        "E426",
                         f"{symbol} tier {index + 1}: {field} {shown(value)} does not follow from the"
                         f" tiers: {shown(previous)} + {shown(floor)} * ({shown(now)} -"
                         f" {shown(then)}) = {shown(expected)}",

@@ -117,12 +117,12 @@ def test_problems_are_named(binance):
     data["ccxt"]["positions"][0]["symbol"] = "BTC/USD:BTC"
     del data["ccxt"]["positions"][1]["entryPrice"]
     found = _codes(data, binance)
-    assert sorted(code for code, _ in found) == ["E607", "E608"]
+    assert sorted(code for code, _ in found) == ["E617", "E618"]
     assert any("ccxt.positions[1].entryPrice is missing" in message for _, message in found)
     data = envelope()
     del data["ccxt"]["balance"]["USDT"]
     del data["ccxt"]["balance"]["total"]
-    assert [code for code, _ in _codes(data, binance)] == ["E607"]
+    assert [code for code, _ in _codes(data, binance)] == ["E617"]
     data["wallet_balance"] = "10000"
     assert parse_account(data, binance).wallet_balance == D(10000)
 
@@ -134,7 +134,7 @@ def test_problems_are_located_in_the_file(binance, tmp_path):
     with pytest.raises(InputError) as caught:
         read_account_file(path, binance)
     (error,) = caught.value.diagnostics
-    assert error.code == "E607" and error.span is not None
+    assert error.code == "E617" and error.span is not None
     line = text.splitlines()[error.span.line - 1]
     assert line[error.span.column - 1 :].startswith("null")
 

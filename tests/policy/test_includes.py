@@ -125,7 +125,7 @@ def test_an_edited_file_is_checked_again(tmp_path, cache):
     policy, diagnostics = check_policy(path)
     assert policy is None
     (error,) = [d for d in diagnostics if d.severity == "error"]
-    assert error.code == "E418"
+    assert error.code == "E426"
     assert error.span is not None and error.span.path.endswith("tables.json")
 
 
@@ -163,7 +163,7 @@ def test_included_file_with_other_keys_is_e420(tmp_path, cache):
     with pytest.raises(PolicyError) as caught:
         load_policy(path)
     (error,) = caught.value.diagnostics
-    assert error.code == "E420" and "definitions" in error.message
+    assert error.code == "E428" and "definitions" in error.message
 
 
 def test_missing_included_file_is_e400(tmp_path, cache):

@@ -196,7 +196,7 @@ def test_wrong_cum_is_located_at_the_cum_with_the_expected_value(tmp_path):
         lambda t: t.replace('"cum": 950.0', '"cum": 960.0', 1),
     )
     (error,) = _errors(path)
-    assert error.code == "E418"
+    assert error.code == "E426"
     assert "960" in error.message and "= 950" in error.message
     line = path.read_text().splitlines()[error.span.line - 1]
     assert line[error.span.column - 1 :].startswith("960.0")
@@ -271,7 +271,7 @@ def test_cli_writes_a_file_a_policy_includes(tmp_path, capsys, monkeypatch):
     (tmp_path / "brackets.yaml").write_text(text)
     assert main(["validate", "venue.yaml"]) == 2
     err = capsys.readouterr().err
-    assert "brackets.yaml:" in err and "error[E418]" in err
+    assert "brackets.yaml:" in err and "error[E426]" in err
 
 
 def test_tiers_formats_lists_every_format(capsys):

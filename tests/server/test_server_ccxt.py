@@ -22,4 +22,4 @@ def test_a_ccxt_problem_is_a_422(client):
     data["ccxt"]["positions"][0]["symbol"] = "DOGE/USD:DOGE"
     reply = client.post("/v1/policies/binance-usdm/evaluate", data)
     assert reply.status == 422
-    assert [d["code"] for d in reply.json["diagnostics"]] == ["E608"]
+    assert [d["code"] for d in reply.json["diagnostics"]] == ["E618"]
