@@ -159,7 +159,7 @@ def test_evaluate_reports_unknown_symbols_and_schema_errors(policy: engine.Polic
         engine.evaluate(policy, account(symbol="BTCUSDX"))
     (diagnostic,) = caught.value.diagnostics
     assert diagnostic.code == "E602"
-    assert diagnostic.hint == "did you mean 'BTCUSDT'?"
+    assert diagnostic.hint == "did you mean 'BTCUSDT' or 'BTCSTUSDT' or 'LTCUSDT'?"
     missing = account()
     del missing["wallet_balance"]
     with pytest.raises(engine.InputError) as caught:

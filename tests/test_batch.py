@@ -81,7 +81,9 @@ def test_good_and_bad_lines_each_get_one_answer(
     assert unknown["type"] == "InputError"
     assert unknown["message"] == "unknown symbol 'BTCUSDX' in positions[0].symbol"
     assert unknown["diagnostics"][0]["code"] == "E602"
-    assert unknown["diagnostics"][0]["hint"] == "did you mean 'BTCUSDT'?"
+    assert (
+        unknown["diagnostics"][0]["hint"] == "did you mean 'BTCUSDT' or 'BTCSTUSDT' or 'LTCUSDT'?"
+    )
     assert unknown["diagnostics"][0]["path"] == "<stdin>:4"
 
 

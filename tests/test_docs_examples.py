@@ -280,3 +280,77 @@ def test_worked_statement_matches_the_engine() -> None:
     assert re.fullmatch(r"liq-[0-9a-f]{24}", shown.pop("event_id"))
     actual.pop("event_id")
     assert shown == actual
+
+
+# -- sessions: pages whose commands are run (docs/authoring.md) ---------------------------------
+#
+# A page is a session when it has `<!-- check -->` markers.  In document order, in an empty
+# directory: `<!-- file: NAME -->` before a fenced block writes the block to NAME;
+# `<!-- edit: NAME -->` before a ```diff block replaces each `-` line of NAME by the `+` line
+# after it; `<!-- check -->` before a ```console block runs each `$ liqpolicy ...` (or `$ cat
+# FILE`) and compares what it prints (stdout and stderr as a terminal shows them) with the lines
+# below it.  `…` in an expected line stands for any text (a digest).
+
+_MARKED = re.compile(r"<!-- (check|file: [^ ]+|edit: [^ ]+) -->\n```\w*\n(.*?)^```", re.M | re.S)
+
+
+def _session_pages() -> list[str]:
+    return sorted(p.name for p in DOCS.glob("*.md") if "<!-- check -->" in p.read_text("utf-8"))
+
+
+def _run(command: str) -> str:
+    import io
+    import shlex
+
+    from engine.cli.app import build_parser, run
+
+    argv = shlex.split(command)
+    if argv[0] == "cat":
+        return Path(argv[1]).read_text(encoding="utf-8")
+    assert argv[0] == "liqpolicy", command
+    buffer = io.StringIO()
+    args = build_parser().parse_args(argv[1:])
+    run(args, stdout=buffer, stderr=buffer)
+    return buffer.getvalue()
+
+
+def _matches(expected: list[str], shown: list[str]) -> bool:
+    if len(expected) != len(shown):
+        return False
+    for want, got in zip(expected, shown, strict=True):
+        pattern = ".*".join(re.escape(part) for part in want.split("…"))
+        if re.fullmatch(pattern, got) is None:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("page", _session_pages())
+def test_session_commands_print_what_the_page_shows(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = (DOCS / page).read_text(encoding="utf-8")
+    checked = 0
+    for match in _MARKED.finditer(text):
+        marker, body = match.group(1), match.group(2)
+        where = f"{page}:{text.count(chr(10), 0, match.start()) + 1}"
+        if marker.startswith("file: "):
+            Path(marker.removeprefix("file: ")).write_text(body, encoding="utf-8")
+        elif marker.startswith("edit: "):
+            path = Path(marker.removeprefix("edit: "))
+            content = path.read_text(encoding="utf-8")
+            lines = body.splitlines()
+            for old, new in zip(lines[::2], lines[1::2], strict=True):
+                assert old.startswith("-") and new.startswith("+"), where
+                assert old[1:] in content, f"{where}: {old[1:]!r} not in {path}"
+                content = content.replace(old[1:], new[1:], 1)
+            path.write_text(content, encoding="utf-8")
+        else:
+            blocks = re.split(r"^\$ ", body, flags=re.M)[1:]
+            for block in blocks:
+                command, _, expected = block.partition("\n")
+                shown = _run(command).rstrip("\n").split("\n")
+                want = expected.rstrip("\n").split("\n")
+                assert _matches(want, shown), f"{where}: $ {command}\n" + "\n".join(shown)
+                checked += 1
+    assert checked >= 5

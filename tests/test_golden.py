@@ -56,10 +56,13 @@ REQUIRED_CODES = {
     "E402",
     "E403",
     "E404",
-    "E405",  # policy semantics
+    "E405",
+    "E426",
+    "E427",  # policy semantics
     "W001",
     "W002",
-    "W003",  # warnings
+    "W003",
+    "W006",  # warnings
 }
 
 _HEAD = re.compile(

@@ -25,11 +25,13 @@ from engine.cli import (
     evaluate,
     expr,
     liq_price,
+    new,
     schema,
     serve,
     simulate,
     sweep,
     test_cmd,
+    tiers,
     validate,
 )
 from engine.cli.command import EXIT_CODES_HELP, Command, Exit, UsageError
@@ -42,6 +44,7 @@ from engine.errors import DiagnosticError, EngineError, EvaluationError
 # here.  `liqpolicy --help` shows them in this order.
 COMMANDS: tuple[Command, ...] = (
     validate.COMMAND,
+    new.COMMAND,
     test_cmd.COMMAND,
     evaluate.COMMAND,
     liq_price.COMMAND,
@@ -52,6 +55,7 @@ COMMANDS: tuple[Command, ...] = (
     diff.COMMAND,
     expr.COMMAND,
     schema.COMMAND,
+    tiers.COMMAND,
     serve.COMMAND,
 )
 

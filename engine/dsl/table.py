@@ -8,9 +8,11 @@ load the intervals of each exact-key group are checked to be increasing, without
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import overload
 
 from engine.dsl.types import TableKey, TableType
 from engine.numbers import format_decimal
@@ -22,6 +24,53 @@ class TableLookupError(ValueError):
     """A lookup value lies outside every row (message names the table and the bounds)."""
 
 
+class LazyRows(Sequence[Row]):
+    """A table's rows, read on first use: a policy including hundreds of tables (one per market)
+    reads the rows of the few its accounts trade.  Behaves as the tuple it loads."""
+
+    __slots__ = ("_load", "_lock", "_rows")
+
+    def __init__(self, load: Callable[[], tuple[Row, ...]]) -> None:
+        self._load: Callable[[], tuple[Row, ...]] | None = load
+        self._rows: tuple[Row, ...] | None = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> tuple[Row, ...]:
+        rows = self._rows
+        if rows is None:
+            with self._lock:
+                if self._rows is None:
+                    assert self._load is not None
+                    self._rows, self._load = self._load(), None
+                rows = self._rows
+        return rows
+
+    @property
+    def loaded(self) -> bool:
+        return self._rows is not None
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Row]: ...
+    def __getitem__(self, index: int | slice) -> Row | Sequence[Row]:
+        return self.rows()[index]
+
+    def __len__(self) -> int:
+        return len(self.rows())
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRows):
+            other = other.rows()
+        return self.rows() == other
+
+    def __hash__(self) -> int:
+        return hash(self.rows())
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     lows: tuple[Decimal, ...]
@@ -31,16 +80,22 @@ class _Group:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """An immutable table with a fast lookup (dict on exact keys, bisect on the interval)."""
+    """An immutable table with a fast lookup (dict on exact keys, bisect on the interval).
+
+    The lookup index is built on the first lookup: a policy may declare hundreds of tables (one
+    per market) and an evaluation reads a few.
+    """
 
     type: TableType
-    rows: tuple[Row, ...]
-    _groups: dict[tuple[object, ...], _Group] = field(init=False, repr=False, compare=False)
+    rows: Sequence[Row]  # a tuple, or LazyRows read on first use
+    _groups: dict[tuple[object, ...], _Group] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
     # The common shape (one interval key, no exact keys) gets a direct bisect: lookups sit on
     # the hot path of every maintenance-margin evaluation.
-    _single: _Group | None = field(init=False, repr=False, compare=False)
+    _single: _Group | None = field(init=False, default=None, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    def _index(self) -> dict[tuple[object, ...], _Group]:
         interval = self.interval_key
         grouped: dict[tuple[object, ...], list[Row]] = {}
         for row in self.rows:
@@ -58,11 +113,10 @@ class Table:
                 for row in rows
             )
             groups[key] = _Group(lows, highs, tuple(rows))
-        object.__setattr__(self, "_groups", groups)
-        single = None
         if len(self.type.keys) == 1 and interval is not None:
-            single = groups.get(())
-        object.__setattr__(self, "_single", single)
+            object.__setattr__(self, "_single", groups.get(()))
+        object.__setattr__(self, "_groups", groups)  # last: it marks the index as built
+        return groups
 
     @property
     def name(self) -> str:
@@ -80,6 +134,7 @@ class Table:
 
     def lookup(self, values: Sequence[object]) -> Row:
         """Return the first row matching `values` (one per key, in key order)."""
+        groups = self._groups if self._groups is not None else self._index()
         single = self._single
         first = values[0] if values else None
         if single is not None and len(values) == 1 and isinstance(first, Decimal):
@@ -91,7 +146,7 @@ class Table:
         exact = tuple(
             v for v, key in zip(values, self.type.keys, strict=True) if key.kind == "exact"
         )
-        group = self._groups.get(exact)
+        group = groups.get(exact)
         if group is None:
             shown = ", ".join(
                 f"{key.name} = {_show(v)}"
@@ -119,7 +174,8 @@ class Table:
 
     def row_at(self, exact_values: Sequence[object], tier: int) -> Row | None:
         """Row number `tier` (1-based) of the exact-key group, or None past either end."""
-        group = self._groups.get(tuple(exact_values))
+        groups = self._groups if self._groups is not None else self._index()
+        group = groups.get(tuple(exact_values))
         if group is None or not 1 <= tier <= len(group.rows):
             return None
         return group.rows[tier - 1]

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.dsl.runtime import EvaluationContext
 from engine.errors import EngineError, InputError, PolicyError
+from engine.mechanics.ccxt_accounts import from_ccxt, is_ccxt_account
 from engine.numbers import DECIMAL_CONTEXT, NumberSyntaxError, format_decimal, parse_decimal
 from engine.policy.model import Policy
 from engine.policy.schema import Pointer, schema_diagnostics
@@ -175,8 +176,15 @@ def parse_account(
     spans: SourceMap | None = None,
     path: str = "<account>",
 ) -> Account:
-    """Validate and convert account data; raise InputError listing every problem."""
+    """Validate and convert account data; raise InputError listing every problem.
+
+    `data` is the account format, or ccxt's `fetch_positions` + `fetch_balance` output wrapped
+    as `{"ccxt": {...}}` (engine/mechanics/ccxt_accounts.py), converted here first.
+    """
     locate = span_locator(spans)
+    if is_ccxt_account(data):
+        data = from_ccxt(data, policy, locate, path)
+        locate = span_locator(None)  # the converted account has no place in the input text
     diagnostics: list[Diagnostic] = []
 
     def problem(code: str, message: str, pointer: Pointer, hint: str | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.dsl.runtime import EvaluationContext, Frame
 from engine.errors import EngineError
+from engine.mechanics.market_records import MarketRecords
 from engine.mechanics.state import AccountState, Evaluator
 from engine.numbers import ZERO, quantize_to_step
 from engine.policy.procedure import RESIDUAL, PriceRule
@@ -244,8 +245,12 @@ class PriceFrames:
     def at(self, price: Decimal) -> Frame:
         found = self._frames.get(price)
         if found is None:
-            markets = dict(self._markets)
-            markets[self._symbol] = {**markets[self._symbol], **dict.fromkeys(self._inputs, price)}
+            fields = dict.fromkeys(self._inputs, price)
+            base = self._markets
+            if isinstance(base, MarketRecords):  # shares the other markets' records
+                markets: Mapping[str, Any] = base.with_overrides({self._symbol: fields})
+            else:
+                markets = {**base, self._symbol: {**base[self._symbol], **fields}}
             context = EvaluationContext(self._account, markets)
             found = self._frames[price] = context.frame_for(self._target)
         return found

@@ -14,6 +14,7 @@ from engine.dsl.compile import in_engine_context
 from engine.dsl.reference import evaluate_definition_reference, evaluate_reference
 from engine.dsl.runtime import EvaluationContext, Frame, Value
 from engine.mechanics.accounts import Account
+from engine.mechanics.market_records import MarketRecords
 from engine.mechanics.trace import Trace, subject_of
 from engine.policy.model import Policy
 
@@ -70,7 +71,7 @@ class Evaluator:
         self.trace = trace
         if trace is not None:
             trace.definition_spans.update({n: d.span for n, d in policy.definitions.items()})
-        self._markets_cache: tuple[Mapping[str, Any], Mapping[str, Mapping[str, Any]]] | None = None
+        self._markets_cache: tuple[Mapping[str, Any], MarketRecords] | None = None
 
     def context(
         self, state: AccountState, overrides: Mapping[str, Mapping[str, Decimal]] | None = None
@@ -78,9 +79,7 @@ class Evaluator:
         """A fresh context over the state's current positions, with optional market overrides."""
         markets = self.markets(state.market)
         if overrides:
-            markets = dict(markets)
-            for symbol, extra in overrides.items():
-                markets[symbol] = {**markets[symbol], **extra}
+            markets = markets.with_overrides(overrides)
         account = {
             **state.fields,
             "id": state.id,
@@ -91,8 +90,9 @@ class Evaluator:
         }
         return EvaluationContext(account, markets)
 
-    def markets(self, data: Mapping[str, Mapping[str, Decimal]]) -> Mapping[str, Mapping[str, Any]]:
-        """Market records (specification + data) for `data`, built once per market data object.
+    def markets(self, data: Mapping[str, Mapping[str, Decimal]]) -> MarketRecords:
+        """Market records (specification + data) for `data`, one set per market data object
+        (each record merged when first read).
 
         A simulation shares one market data object across accounts and calls
         :meth:`market_changed` after updating it in place each step.
@@ -100,10 +100,7 @@ class Evaluator:
         cached = self._markets_cache
         if cached is not None and cached[0] is data:
             return cached[1]
-        records = {
-            symbol: {**market.record, **data.get(symbol, {})}
-            for symbol, market in self.policy.markets.items()
-        }
+        records = MarketRecords(self.policy.markets, data)
         self._markets_cache = (data, records)
         return records
 

@@ -1,8 +1,10 @@
 """YAML → schema → model → checked and compiled policy, collecting every problem on the way.
 
-The passes run in order and each reports all it finds; a later pass only runs on what the earlier
-ones could build, so one mistake is reported once.  Tables are built by
-:mod:`engine.policy.tables` and definitions typed by :mod:`engine.policy.definitions`.
+The passes run in order and each reports all it finds; a later pass runs on what the earlier
+ones could build (the structure pass prunes what the schema rejects, see
+:mod:`engine.policy.structure`), so every problem is reported and each mistake once.  Tables are
+built by :mod:`engine.policy.tables`, markets by :mod:`engine.policy.markets` and definitions
+typed by :mod:`engine.policy.definitions`.
 """
 
 from __future__ import annotations
@@ -21,24 +23,35 @@ from engine.dsl.compile import compile_program
 from engine.dsl.parser import parse_expression
 from engine.dsl.residual import residual_of
 from engine.dsl.table import Table
-from engine.dsl.types import BOOL, NUMBER, TableType, Type
+from engine.dsl.types import ANY, BOOL, NUMBER, TableType, Type
 from engine.errors import ExpressionError, PolicyError
 from engine.numbers import parse_decimal
 from engine.policy.definitions import check_definitions
 from engine.policy.inherit import LayeredSpans, LoadedLayers, layers_from_texts, read_layers
+from engine.policy.markets import (
+    build_markets,
+    default_settlement_currency,
+    quantity_step_problems,
+)
 from engine.policy.model import AccountField, Definition, Example, Market, Policy, Source
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
-    REQUIRED_DEFINITIONS,
     RESIDUAL,
     build_procedure,
     build_waterfall,
     expression_locations,
     key_of,
 )
+from engine.policy.procedure_checks import market_reads, procedure_problems
 from engine.policy.schema import schema_diagnostics
-from engine.policy.tables import build_table
+from engine.policy.structure import (
+    Pruned,
+    check_structure,
+    dropped_names,
+    dropped_source_ids,
+)
+from engine.policy.tables import BuiltTable, build_table
 from engine.policy.vocabulary import (
     ACCOUNT_FIELDS,
     POSITION_FIELDS,
@@ -47,6 +60,17 @@ from engine.policy.vocabulary import (
 )
 from engine.policy.yaml_reader import Pointer
 from engine.source import Diagnostic, Span
+
+__all__ = [
+    "check_policy",
+    "check_policy_texts",
+    "default_settlement_currency",
+    "digest_of",
+    "load_policy",
+    "missing_policy",
+    "resolve_policy_path",
+]
+
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -58,20 +82,6 @@ def resolve_policy_path(reference: str | Path) -> Path:
         return path
     shipped = policies_dir() / f"{reference}.yaml"
     return shipped if shipped.is_file() else path
-
-
-def default_settlement_currency(kind: str, instrument: str) -> str:
-    """The quote of `BASE/QUOTE` for a linear contract, its base for an inverse one.
-
-    A ccxt-style settle suffix (`BTC/USD:BTC`) wins; a name without `/` is its own currency.
-    """
-    name, _, settle = instrument.partition(":")
-    if settle:
-        return settle
-    base, slash, quote = name.partition("/")
-    if not slash:
-        return name
-    return base if kind == "inverse" else quote
 
 
 def digest_of(data: Any) -> str:
@@ -92,13 +102,17 @@ def _literal_numbers(expr: ast.Expr) -> bool:
 
 class _Builder:
     def __init__(self, layers: LoadedLayers, path: Path) -> None:
-        self.data = layers.data
+        self.original = layers.data
+        self.data: dict[str, Any] = layers.data  # pruned by the structure pass
+        self.pruned: Pruned | None = None
         self.spans: LayeredSpans = layers.spans
         self.layers = layers
         self.path = path
         self.diagnostics: list[Diagnostic] = []
         self.resolved: set[int] = set()
         self.parsed: dict[str, ast.Expr] = {}
+        self.expressions: list[ast.Expr] = []  # every parsed expression, for whole-policy checks
+        self.dropped_sources: set[str] = set()
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, hint))
@@ -109,11 +123,17 @@ class _Builder:
     def at(self, pointer: Pointer, key: bool = False) -> Span:
         return self.spans.locate(pointer, key)
 
+    def dropped(self, *pointer: str | int) -> bool:
+        """Whether the structure pass took this part out (its error is already reported)."""
+        return self.pruned is not None and self.pruned.was_dropped(*pointer)
+
     # -- sources -----------------------------------------------------------------------------
     def sources(self) -> tuple[Source, ...]:
         result: list[Source] = []
         seen: set[str] = set()
         for index, item in enumerate(self.data.get("sources", [])):
+            if item is None:
+                continue  # taken out by the structure pass
             source = Source(
                 url=item["url"],
                 title=item["title"],
@@ -141,7 +161,7 @@ class _Builder:
         warning_code: str | None,
     ) -> None:
         source = item.get("source")
-        if source is not None and source not in ids:
+        if source is not None and source not in ids and source not in self.dropped_sources:
             self.error(
                 "E409",
                 f"{what} cites unknown source '{source}'",
@@ -156,86 +176,61 @@ class _Builder:
                 "cite where the numbers come from, or say they are an assumption",
             )
 
-    # -- markets -----------------------------------------------------------------------------
+    # -- tables and markets ------------------------------------------------------------------
+    def tables(self, source_ids: set[str]) -> dict[str, BuiltTable]:
+        built: dict[str, BuiltTable] = {}
+        for name, included in self.layers.included_tables.items():
+            self.citation(("tables", name), included.head, f"table '{name}'", source_ids, "W001")
+            self.diagnostics.extend(included.built.diagnostics)  # checked with its file
+            built[name] = included.built
+        for name, spec in self.data.get("tables", {}).items():
+            self.citation(("tables", name), spec, f"table '{name}'", source_ids, "W001")
+            table = build_table(name, spec, self.spans.locate)
+            self.diagnostics.extend(table.diagnostics)
+            built[name] = table
+        return built
+
     def markets(
-        self, tables: Mapping[str, Table], source_ids: set[str]
-    ) -> tuple[dict[str, Market], TableType | None, dict[str, Type]]:
-        markets: dict[str, Market] = {}
-        tier_type: TableType | None = None
-        tier_owner = ""
-        parameter_names: set[str] | None = None
-        for symbol, spec in self.data.get("markets", {}).items():
-            pointer: Pointer = ("markets", symbol)
-            self.citation(pointer, spec, f"market '{symbol}'", source_ids, "W003")
-            tiers: Table | None = None
-            if "tiers" in spec:
-                tiers = tables.get(spec["tiers"])
-                if tiers is None:
-                    if spec["tiers"] not in self.data.get("tables", {}):
-                        self.error(
-                            "E405",
-                            f"unknown table '{spec['tiers']}'",
-                            self.at((*pointer, "tiers")),
-                            did_you_mean(spec["tiers"], self.data.get("tables", {})),
-                        )
-                elif tier_type is None:
-                    tier_type, tier_owner = tiers.type, symbol
-                elif (tiers.type.keys, dict(tiers.type.row.fields)) != (
-                    tier_type.keys,
-                    dict(tier_type.row.fields),
-                ):
-                    self.error(
-                        "E406",
-                        f"the tier table of '{symbol}' differs in keys or columns from the one of '{tier_owner}'",
-                        self.at((*pointer, "tiers")),
-                        "`market.tiers` must look the same in every market",
+        self, tables: Mapping[str, BuiltTable], source_ids: set[str]
+    ) -> tuple[dict[str, Market], Type | None, dict[str, Type]]:
+        def cite(pointer: Pointer, spec: Mapping[str, Any], what: str) -> None:
+            self.citation(pointer, spec, what, source_ids, "W003")
+
+        broken = dropped_names(self.pruned, "tables") if self.pruned else set()
+        reported = {
+            str(p[1])
+            for p in (self.pruned.reported if self.pruned else ())
+            if p[:1] == ("markets",)
+        }
+        result = build_markets(self.data, tables, broken, self.spans.locate, cite, reported)
+        self.diagnostics.extend(result.diagnostics)
+        tier_type, parameters = result.tier_type, result.parameters
+        dropped = dropped_names(self.pruned, "markets") if self.pruned else set()
+        originals = self.original.get("markets") or {}
+        for symbol in dropped:  # its error is reported: what it declared is not unknown
+            spec = originals.get(symbol) if isinstance(originals, Mapping) else None
+            if isinstance(spec, Mapping):
+                if "tiers" in spec and tier_type is None:
+                    known = tables.get(spec["tiers"])
+                    tier_type = (
+                        TableType("tiers", known.type.keys, known.type.row)
+                        if known is not None and known.type is not None
+                        else ANY
                     )
-            parameters = {k: parse_decimal(str(v)) for k, v in spec.get("parameters", {}).items()}
-            if parameter_names is None:
-                parameter_names = set(parameters)
-            elif set(parameters) != parameter_names:
-                differ = sorted(set(parameters) ^ parameter_names)
-                self.error(
-                    "E406",
-                    f"market '{symbol}' parameters differ from the other markets' ({', '.join(differ)})",
-                    self.at((*pointer, "parameters"), True),
-                    "every market declares the same parameter names",
-                )
-            record: dict[str, Any] = {
-                "symbol": symbol,
-                "kind": spec["kind"],
-                "contract_size": parse_decimal(str(spec["contract_size"])),
-                "tick_size": parse_decimal(str(spec["tick_size"])),
-                **parameters,
-            }
-            if tiers is not None:
-                record["tiers"] = tiers
-            markets[symbol] = Market(
-                symbol,
-                spec["kind"],
-                record["contract_size"],
-                record["tick_size"],
-                tiers,
-                MappingProxyType(parameters),
-                MappingProxyType(record),
-                spec.get("instrument", symbol),
-                parse_decimal(str(spec["quantity_step"])) if "quantity_step" in spec else None,
-                spec.get("settlement_currency")
-                or default_settlement_currency(spec["kind"], spec.get("instrument", symbol)),
-            )
-        generic = None
-        if tier_type is not None:
-            generic = TableType("tiers", tier_type.keys, tier_type.row)
-        return markets, generic, dict.fromkeys(parameter_names or set(), NUMBER)
+                if isinstance(spec.get("parameters"), Mapping):
+                    parameters = {**dict.fromkeys(spec["parameters"], NUMBER), **parameters}
+        return result.markets, tier_type, parameters
 
     # -- expressions -------------------------------------------------------------------------
     def parse(self, pointer: Pointer, text: str) -> ast.Expr | None:
         source, locate, fallback = self.spans.expression_origin(pointer)
         try:
-            return parse_expression(text, source=source, locate=locate, fallback=fallback)
+            expr = parse_expression(text, source=source, locate=locate, fallback=fallback)
         except ExpressionError as error:
             self.diagnostics.extend(error.diagnostics)
             return None
+        self.expressions.append(expr)
+        return expr
 
     def definitions(
         self, roots: Mapping[str, Type], source_ids: set[str]
@@ -269,7 +264,13 @@ class _Builder:
                         self.at(("definitions", name), True),
                         "cite where the numbers come from, or say they are an assumption",
                     )
-        checked = check_definitions(parsed, raw, roots, self.spans.locate)
+        # every name, pruned ones included: a reference to a broken definition is not unknown
+        names = (
+            list(self.original.get("definitions") or {})
+            if isinstance(self.original.get("definitions"), Mapping)
+            else list(raw)
+        )
+        checked = check_definitions(parsed, names, roots, self.spans.locate)
         self.diagnostics.extend(checked.diagnostics)
         self.resolved |= checked.attributes
         return checked.definitions, checked.scope
@@ -300,59 +301,18 @@ class _Builder:
                 result[key_of(pointer)] = (expr, checked.type)
                 if key_of(pointer) in ("liquidation.trigger", "liquidation.bankruptcy"):
                     result[key_of(pointer) + RESIDUAL] = (self.residual(expr, scope), NUMBER)
-        waterfall = self.data.get("waterfall", {})
-        order = waterfall.get("order", [])
-        if order and order[-1] not in ("debt", "write_off"):
-            self.error(
-                "E414",
-                "the waterfall must end with `debt` or `write_off`",
-                self.at(("waterfall", "order")),
-                "someone has to take what is left",
-            )
-        if "adl" in order and "adl" not in waterfall:
-            self.error(
-                "E415",
-                "the waterfall uses `adl` but declares no `adl.ranking`",
-                self.at(("waterfall", "order")),
-            )
-        if "adl" in order and "clawback" in order:
-            self.error(
-                "E416",
-                "a waterfall uses either `adl` or `clawback`, not both",
-                self.at(("waterfall", "order")),
-            )
-        for index, charge in enumerate(self.data.get("charges", [])):
-            if charge.get("at") == "interval" and "every_seconds" not in charge:
-                self.error(
-                    "E417",
-                    f"charge '{charge['name']}' runs at an interval but has no `every_seconds`",
-                    self.at(("charges", index)),
-                )
-        if liquidation.get("steps"):
-            for name in REQUIRED_DEFINITIONS:
-                if name not in scope.definitions:
-                    self.error(
-                        "E412",
-                        f"a policy with liquidation steps needs the definition '{name}'",
-                        self.at(("liquidation", "steps"), True),
-                        "the engine reads it for results and statements; see docs/mechanics.md",
-                    )
-            for index, step in enumerate(liquidation["steps"]):
-                if step["kind"] == "reduce" and "quantity" not in step:
-                    self.error(
-                        "E413",
-                        f"step '{step['name']}' reduces but has no `quantity`",
-                        self.at(("liquidation", "steps", index)),
-                    )
-                if step["kind"] != "reduce" and "limit_price" in step:
-                    self.error(
-                        "E418",
-                        f"step '{step['name']}' is a `{step['kind']}` step but has a `limit_price`",
-                        self.at(("liquidation", "steps", index, "limit_price"), True),
-                        "only `reduce` steps place an immediate-or-cancel order with a limit; "
-                        "remove the limit or make the step `kind: reduce`",
-                    )
+        self.procedure_checks(scope)
         return result
+
+    def procedure_checks(self, scope: Scope) -> None:
+        def parse(pointer: Pointer, text: str) -> ast.Expr | None:
+            source, locate, fallback = self.spans.expression_origin(pointer)
+            try:
+                return parse_expression(text, source=source, locate=locate, fallback=fallback)
+            except ExpressionError:
+                return None  # reported where the expression itself is checked
+
+        self.diagnostics.extend(procedure_problems(self.data, scope, self.at, self.dropped, parse))
 
     def residual(self, expr: ast.Expr, scope: Scope) -> ast.Expr:
         """The numeric residual of a condition, for the price solver (see engine/dsl/residual.py)."""
@@ -400,7 +360,11 @@ class _Builder:
         self, markets: Mapping[str, Market], definitions: Mapping[str, Type], source_ids: set[str]
     ) -> tuple[Example, ...]:
         examples: list[Example] = []
+        broken_markets = dropped_names(self.pruned, "markets") if self.pruned else set()
+        trigger_dropped = self.dropped("liquidation", "trigger")
         for index, item in enumerate(self.data.get("examples", [])):
+            if item is None:
+                continue
             pointer: Pointer = ("examples", index)
             before = len(self.diagnostics)
             account = item["account"]
@@ -413,7 +377,11 @@ class _Builder:
                 account.get("positions", []) if isinstance(account.get("positions"), list) else []
             ):
                 symbol = position.get("symbol") if isinstance(position, Mapping) else None
-                if isinstance(symbol, str) and symbol not in markets:
+                if (
+                    isinstance(symbol, str)
+                    and symbol not in markets
+                    and symbol not in broken_markets
+                ):
                     self.error(
                         "E410",
                         f"unknown symbol '{symbol}'",
@@ -421,7 +389,7 @@ class _Builder:
                         did_you_mean(symbol, markets) or "symbols are the keys of `markets`",
                     )
             symbol = item.get("symbol")
-            if symbol is not None and symbol not in markets:
+            if symbol is not None and symbol not in markets and symbol not in broken_markets:
                 self.error(
                     "E410",
                     f"unknown symbol '{symbol}'",
@@ -436,8 +404,10 @@ class _Builder:
                         self.at((*pointer, "expect", "definitions", name), True),
                         did_you_mean(name, definitions),
                     )
-            if "trigger" in item["expect"] and not isinstance(
-                self.data.get("liquidation", {}).get("trigger"), str
+            if (
+                "trigger" in item["expect"]
+                and not isinstance(self.data.get("liquidation", {}).get("trigger"), str)
+                and not trigger_dropped
             ):
                 self.error(
                     "E411",
@@ -464,31 +434,33 @@ class _Builder:
 
     # -- everything --------------------------------------------------------------------------
     def build(self) -> Policy | None:
-        self.diagnostics.extend(schema_diagnostics(self.data, "policy.schema.json", self.at))
-        if any(d.severity == "error" for d in self.diagnostics):
+        pruned = check_structure(self.original, self.at)
+        self.diagnostics.extend(pruned.diagnostics)
+        if not pruned.usable:
             return None
+        self.pruned, self.data = pruned, pruned.data
+        self.dropped_sources = dropped_source_ids(self.original, pruned)
         sources = self.sources()
         source_ids = {s.id for s in sources if s.id}
-        tables: dict[str, Table] = {}
-        for name, spec in self.data.get("tables", {}).items():
-            self.citation(("tables", name), spec, f"table '{name}'", source_ids, "W001")
-            table, problems = build_table(name, spec, self.spans.locate)
-            self.diagnostics.extend(problems)
-            if table is not None:
-                tables[name] = table
-        markets, tier_type, parameters = self.markets(tables, source_ids)
+        built = self.tables(source_ids)
+        markets, tier_type, parameters = self.markets(built, source_ids)
+        table_types: dict[str, Type] = {n: t.type for n, t in built.items() if t.type is not None}
+        table_types.update(dict.fromkeys(dropped_names(pruned, "tables"), ANY))
         account_fields = self.account_fields(source_ids)
         roots = build_roots(
             tier_table=tier_type,
             market_parameters=parameters,
-            tables={name: table.type for name, table in tables.items()},
+            tables=table_types,
             account_fields={name: f.description for name, f in account_fields.items()},
         )
         definitions, scope = self.definitions(roots, source_ids)
         expressions = self.slot_expressions(scope)
+        reads = [span for expr in self.expressions for span in market_reads(expr, "quantity_step")]
+        self.diagnostics.extend(quantity_step_problems(markets, reads, self.at))
         examples = self.examples(markets, scope.definitions, source_ids)
         if any(d.severity == "error" for d in self.diagnostics):
             return None
+        tables: dict[str, Table] = {n: t.table for n, t in built.items() if t.table is not None}
         program = compile_program(
             {name: (d.expr, d.type) for name, d in definitions.items()},
             expressions,
@@ -496,12 +468,13 @@ class _Builder:
             filename=f"<policy {self.path}>",
             statics={"tables": MappingProxyType(dict(tables))},
         )
-        data = self.data
+        data = self.original
+        digests = self.layers.included_digests
         return Policy(
             id=data["id"],
             title=data["title"],
             path=str(self.path),
-            digest=digest_of(data),
+            digest=digest_of({"policy": data, "included": list(digests)} if digests else data),
             description=data.get("description"),
             extends=data.get("extends"),
             chain=self.layers.chain,

@@ -1,4 +1,4 @@
-"""Locate data shipped with liqpolicy: the JSON Schemas and the shipped policies.
+"""Locate data shipped with liqpolicy: the JSON Schemas, the shipped policies, the tier formats.
 
 In a wheel they live inside the package (`engine/schemas`, `engine/policies`, force-included at
 build time from the top-level folders); in a source checkout or editable install they are the
@@ -28,6 +28,11 @@ def schemas_dir() -> Path:
 
 def policies_dir() -> Path:
     return _data_dir("policies")
+
+
+def formats_dir() -> Path:
+    """Declared layouts of the tier-table formats `liqpolicy tiers import` reads."""
+    return _data_dir("formats")
 
 
 @functools.cache

@@ -8,7 +8,7 @@ expected, with a did-you-mean for misspelled keys.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sized
 from decimal import Decimal
 from typing import Any
 
@@ -39,10 +39,14 @@ _Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # j
 )
 
 
+# `format: date` is checked (a real calendar day); other formats stay annotations.
+_FORMATS = jsonschema.FormatChecker(formats=("date",))
+
+
 @functools.cache
 def _validator(name: str) -> Any:
     """One validator per packaged schema (building one resolves every `$ref` again)."""
-    return _Validator(load_schema(name), format_checker=None)
+    return _Validator(load_schema(name), format_checker=_FORMATS)
 
 
 def _where(pointer: Pointer) -> str:
@@ -105,6 +109,17 @@ def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
     yield error
 
 
+def _culprit(error: ValidationError) -> Pointer:
+    """Where the violation is in the data: an unknown key's own pointer, else the value's."""
+    pointer: Pointer = tuple(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        extras = [k for k in error.instance if k not in schema.get("properties", {})]
+        if extras:
+            return (*pointer, extras[0])
+    return pointer
+
+
 def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
     pointer: Pointer = tuple(error.absolute_path)
     keyword = error.validator
@@ -151,6 +166,15 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
             locate(pointer, False),
             description.split(":")[0] if description else None,
         )
+    if keyword == "format":
+        return Diagnostic(
+            "E104",
+            f"{_show(value)} is not a valid {error.validator_value} {where}",
+            locate(pointer, False),
+            "write a calendar date as YYYY-MM-DD, e.g. 2024-10-24"
+            if error.validator_value == "date"
+            else None,
+        )
     if keyword == "propertyNames":
         return Diagnostic(
             "E104",
@@ -159,6 +183,13 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
             "names are lowercase letters, digits and underscores",
         )
     if keyword in ("minItems", "minLength", "minProperties"):
+        least = error.validator_value
+        if isinstance(least, int) and least > 1:
+            unit = {"minItems": "items", "minLength": "characters", "minProperties": "keys"}[
+                keyword
+            ]
+            text = f"expected at least {least} {unit} {where}, found {len(value) if isinstance(value, Sized) else 0}"
+            return Diagnostic("E104", text, locate(pointer, False))
         return Diagnostic("E104", f"{where} must not be empty", locate(pointer, False))
     if keyword in _BOUNDS:
         bound = f"{_BOUNDS[keyword]} {_show(error.validator_value)}"
@@ -170,10 +201,17 @@ def _diagnostic(error: ValidationError, locate: Locate) -> Diagnostic:
     return Diagnostic("E100", f"{error.message} {where}", locate(pointer, False))
 
 
+def schema_problems(
+    data: Any, schema_name: str, locate: Locate
+) -> list[tuple[Pointer, Diagnostic]]:
+    """Validate `data` against a packaged schema: each violation's pointer and diagnostic."""
+    return [
+        (_culprit(leaf), _diagnostic(leaf, locate))
+        for error in _validator(schema_name).iter_errors(data)
+        for leaf in _leaf_errors(error)
+    ]
+
+
 def schema_diagnostics(data: Any, schema_name: str, locate: Locate) -> list[Diagnostic]:
     """Validate `data` against a packaged schema; every violation as a located diagnostic."""
-    diagnostics: list[Diagnostic] = []
-    for error in _validator(schema_name).iter_errors(data):
-        for leaf in _leaf_errors(error):
-            diagnostics.append(_diagnostic(leaf, locate))
-    return diagnostics
+    return [diagnostic for _, diagnostic in schema_problems(data, schema_name, locate)]

@@ -16,7 +16,6 @@ from engine.dsl.types import (
     ListType,
     RecordType,
     StringType,
-    TableType,
     Type,
 )
 
@@ -83,6 +82,10 @@ MARKET_SPEC_FIELDS: dict[str, tuple[Type, str]] = {
     "kind": (StringType(CONTRACT_KINDS), '"linear" (USDT-margined) or "inverse" (coin-margined)'),
     "contract_size": (NUMBER, "base units per contract (linear) or quote value per contract"),
     "tick_size": (NUMBER, "price increment"),
+    "quantity_step": (
+        NUMBER,
+        "smallest tradable quantity in contracts (every market must declare it once it is read)",
+    ),
 }
 
 
@@ -98,9 +101,9 @@ def position_type() -> RecordType:
 
 def build_roots(
     *,
-    tier_table: TableType | None = None,
+    tier_table: Type | None = None,
     market_parameters: Mapping[str, Type] | None = None,
-    tables: Mapping[str, TableType] | None = None,
+    tables: Mapping[str, Type] | None = None,
     account_fields: Mapping[str, str] | None = None,
     with_definitions: bool = True,
 ) -> dict[str, Type]:

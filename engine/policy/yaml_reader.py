@@ -5,6 +5,12 @@ itself with an explicit stack: no constructors (no object creation from tags), n
 composer (no RecursionError on deep nesting), no alias expansion (no billion-laughs blow-up).
 Scalars resolve to a small, float-free set of types (str, Decimal, bool, None) so that `0.1` in a
 policy is exactly ``Decimal('0.1')`` and `yes` stays a string.
+
+JSON is YAML, and large generated files (tier tables of hundreds of markets) are written as JSON:
+such a document is read by the C JSON parser (numbers still exact) and its source map is built
+by the YAML reader only when a diagnostic asks where something is.  Anything the JSON reader is
+unsure about (duplicate keys, odd numbers, escapes, deep nesting) takes the YAML path, so both
+paths give the same data.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import yaml
 
 from engine.errors import PolicyError
 from engine.numbers import NumberSyntaxError, parse_decimal
+from engine.policy.json_fast import as_json
 from engine.source import Diagnostic, SourceFile, Span
 
 MAX_FILE_BYTES = 1_048_576
@@ -142,11 +149,41 @@ class SourceMap:
 
 @dataclass(frozen=True, slots=True)
 class YamlDocument:
-    """Parsed data (dict/list/str/Decimal/bool/None), its source, and node locations."""
+    """Parsed data (dict/list/str/Decimal/bool/None), its source, and node locations.
+
+    The source map of a document read as JSON is built on first use (see the module docstring).
+    """
 
     data: object
     source: SourceFile
-    spans: SourceMap
+    _spans: SourceMap | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def spans(self) -> SourceMap:
+        spans = self._spans
+        if spans is None:
+            spans = _read_events(self.source).spans
+            object.__setattr__(self, "_spans", spans)
+        return spans
+
+    @property
+    def spans_built(self) -> bool:
+        """Whether node locations are at hand (else :meth:`has` walks the data instead)."""
+        return self._spans is not None
+
+    def has(self, pointer: Pointer) -> bool:
+        """Whether the document holds a node at `pointer`, without building the source map."""
+        if self._spans is not None:
+            return self._spans.value_span(pointer) is not None
+        node: object = self.data
+        for part in pointer:
+            if isinstance(node, dict) and isinstance(part, str) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]  # the two branches index different types
+            else:
+                return False
+        return True
 
 
 def _offsets(event: yaml.Event) -> tuple[int, int]:
@@ -370,20 +407,30 @@ class _Builder:
         self.diagnostics.append(Diagnostic(code, message, span, hint, path=self.source.path))
 
 
-def _size_error(size: int, path: str) -> PolicyError:
-    message = f"file is {size} bytes, the limit is {MAX_FILE_BYTES}"
+def _size_error(size: int, path: str, limit: int = MAX_FILE_BYTES) -> PolicyError:
+    message = f"file is {size} bytes, the limit is {limit}"
     return PolicyError(diagnostics=[Diagnostic("E002", message, path=path)])
 
 
-def read_yaml(text: str, path: str) -> YamlDocument:
+def read_yaml(text: str, path: str, *, max_bytes: int | None = MAX_FILE_BYTES) -> YamlDocument:
     """Parse `text` (named `path` in diagnostics); raise PolicyError listing every problem.
 
-    The size cap applies here too, so callers holding text get the same protection as files.
+    The size cap applies here too, so callers holding text get the same protection as files;
+    `max_bytes=None` lifts it for trusted local inputs (files a user imports from).  A JSON
+    document's source map is built only when it is first asked for.
     """
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_FILE_BYTES:
-        raise _size_error(size, path)
+    if max_bytes is not None and size > max_bytes:
+        raise _size_error(size, path, max_bytes)
     source = SourceFile(path, text)
+    data = as_json(text, MAX_DEPTH)
+    if data is not None:
+        return YamlDocument(data, source)
+    return _read_events(source)
+
+
+def _read_events(source: SourceFile) -> YamlDocument:
+    """The YAML reader proper: data and source map from PyYAML's event stream."""
     builder = _Builder(source)
     builder.run()
     if builder.diagnostics:
@@ -392,14 +439,14 @@ def read_yaml(text: str, path: str) -> YamlDocument:
     return YamlDocument(builder.root, source, spans)
 
 
-def read_yaml_file(path: str | Path) -> YamlDocument:
+def read_yaml_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> YamlDocument:
     """Read a UTF-8 policy file, refusing oversized files before decoding or parsing them."""
     name = str(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)  # never load a huge file to learn it is huge
-            if len(data) > MAX_FILE_BYTES:
-                raise _size_error(os.fstat(handle.fileno()).st_size, name)
+            data = handle.read(max_bytes + 1)  # never load a huge file to learn it is huge
+            if len(data) > max_bytes:
+                raise _size_error(os.fstat(handle.fileno()).st_size, name, max_bytes)
     except OSError as exc:
         message = f"cannot read file: {exc.strerror or exc}"
         raise PolicyError(diagnostics=[Diagnostic("E001", message, path=name)]) from exc
@@ -413,7 +460,7 @@ def read_yaml_file(path: str | Path) -> YamlDocument:
         message = f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})"
         diagnostic = Diagnostic("E001", message, span, "save the file as UTF-8", path=name)
         raise PolicyError(diagnostics=[diagnostic]) from exc
-    return read_yaml(text.removeprefix("\ufeff"), name)
+    return read_yaml(text.removeprefix("\ufeff"), name, max_bytes=max_bytes)
 
 
 def span_locator(spans: SourceMap | None) -> Callable[[Pointer, bool], Span | None]:

@@ -264,6 +264,56 @@ def _definitions(a: Policy, b: Policy) -> DiffSection:
     return DiffSection("Definitions that differ", rows, note, code=True)
 
 
+FULL_MARKETS = 4  # beyond this many one-sided or identical markets, a summary line instead
+
+
+def _market_sections(
+    markets_a: Mapping[str, Market], markets_b: Mapping[str, Market]
+) -> list[DiffSection]:
+    """A section per market and per tier table, by instrument.  Policies covering hundreds of
+    markets would bury the differences: identical markets and markets of one side only are
+    listed by name once there are more than FULL_MARKETS of them."""
+    instruments = sorted(set(markets_a) | set(markets_b))
+    pairs: dict[str, tuple[DiffSection, DiffSection]] = {}
+    for instrument in instruments:
+        market_a, market_b = markets_a.get(instrument), markets_b.get(instrument)
+        names = " | ".join(
+            m.tiers.name if m is not None and m.tiers is not None else ABSENT
+            for m in (market_a, market_b)
+        )
+        fields = _pairs(_market_fields(market_a), _market_fields(market_b))
+        tiers = _indexed(
+            tier_rows(market_a.tiers if market_a else None),
+            tier_rows(market_b.tiers if market_b else None),
+            "tier",
+        )
+        pairs[instrument] = (
+            DiffSection(f"Market {instrument}", fields),
+            DiffSection(f"Tiers {instrument}", tiers, f"tables: {names}"),
+        )
+    only_a = [i for i in instruments if i not in markets_b]
+    only_b = [i for i in instruments if i not in markets_a]
+    same = [
+        i
+        for i in instruments
+        if i in markets_a and i in markets_b and not any(s.differences for s in pairs[i])
+    ]
+    folded: list[tuple[str, list[str]]] = []
+    for label, group in (
+        ("Markets only in A", only_a),
+        ("Markets only in B", only_b),
+        ("Markets the same in both", same),
+    ):
+        if len(group) > FULL_MARKETS:
+            folded.append((label, group))
+    hidden = {i for _, group in folded for i in group}
+    shown = [i for i in instruments if i not in hidden]
+    sections = [pairs[i][0] for i in shown] + [pairs[i][1] for i in shown]
+    for label, group in folded:
+        sections.append(DiffSection(label, (), f"{len(group)} markets: " + ", ".join(group)))
+    return sections
+
+
 def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
     """Compare the rules of two loaded policies, section by section."""
     sections = [
@@ -289,32 +339,7 @@ def diff_policies(a: Policy, b: Policy) -> PolicyDiff:
             ),
         )
     ]
-    markets_a, markets_b = _markets(a), _markets(b)
-    instruments = sorted(set(markets_a) | set(markets_b))
-    for instrument in instruments:
-        market_a, market_b = markets_a.get(instrument), markets_b.get(instrument)
-        sections.append(
-            DiffSection(
-                f"Market {instrument}", _pairs(_market_fields(market_a), _market_fields(market_b))
-            )
-        )
-    for instrument in instruments:
-        market_a, market_b = markets_a.get(instrument), markets_b.get(instrument)
-        names = " | ".join(
-            m.tiers.name if m is not None and m.tiers is not None else ABSENT
-            for m in (market_a, market_b)
-        )
-        sections.append(
-            DiffSection(
-                f"Tiers {instrument}",
-                _indexed(
-                    tier_rows(market_a.tiers if market_a else None),
-                    tier_rows(market_b.tiers if market_b else None),
-                    "tier",
-                ),
-                f"tables: {names}",
-            )
-        )
+    sections += _market_sections(_markets(a), _markets(b))
     procedure_a, procedure_b = a.procedure, b.procedure
     sections.append(
         DiffSection(

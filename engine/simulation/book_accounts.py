@@ -23,6 +23,7 @@ from engine.dsl.runtime import EvaluationContext
 from engine.errors import EngineError, InputError
 from engine.mechanics.accounts import Account, account_fields
 from engine.numbers import DECIMAL_CONTEXT
+from engine.policy.markets import missing_instrument_diagnostics
 from engine.policy.model import Market, Policy
 from engine.simulation.model import Book, BookPosition
 from engine.source import Diagnostic
@@ -85,21 +86,15 @@ def _accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> 
     accounts: list[Account] = []
     problems: list[Diagnostic] = []
     currencies: dict[str, str] = {}  # currency -> the first account that uses it
+    missing: dict[str, list[str]] = {}  # instrument the policy lacks -> where the book trades it
     for account in book.accounts:
         positions: list[dict[str, Any]] = []
         settled: dict[str, str] = {}  # currency -> instrument
         for index, position in enumerate(account.positions):
             symbols = instruments.get(position.instrument)
             if not symbols:
-                problems.append(
-                    Diagnostic(
-                        "E620",
-                        f"{policy.id} has no market for instrument '{position.instrument}'"
-                        f" (account {account.id}, position {index + 1})",
-                        path=where,
-                        hint="markets declare `instrument`; available: "
-                        + ", ".join(sorted(instruments)),
-                    )
+                missing.setdefault(position.instrument, []).append(
+                    f"account {account.id}, position {index + 1}"
                 )
                 continue
             symbol = symbols[0]
@@ -178,6 +173,8 @@ def _accounts(policy: Policy, book: Book, instruments: dict[str, list[str]]) -> 
                 hint="run the linear and the inverse (coin-margined) accounts as separate books",
             )
         )
+    # one E620 per instrument, with the fix (not one per position)
+    problems[:0] = missing_instrument_diagnostics(policy.id, policy.markets, missing, where)
     if problems:
         raise InputError(diagnostics=problems[:MAX_PROBLEMS])
     return accounts

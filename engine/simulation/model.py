@@ -143,3 +143,8 @@ def price_mismatches(
                 f"scenario's first mark {start} (more than {tolerance:.0%} apart)"
             )
     return found
+
+
+def book_instruments(book: Book) -> set[str]:
+    """Every instrument a book's positions trade."""
+    return {position.instrument for account in book.accounts for position in account.positions}

@@ -20,8 +20,17 @@ from engine.simulation.model import Scenario
 SHARED = "shared"
 
 
-def pool_names(policy: Policy) -> list[str]:
-    return [SHARED] if policy.waterfall.pool == SHARED else list(policy.markets)
+def pool_names(policy: Policy, instruments: set[str] | None = None) -> list[str]:
+    """The pools a run keeps: the shared one, or one per market of `instruments` (the ones the
+    scenario prices or the book trades; all markets when None).  A policy listing hundreds of
+    markets thus reports the pools a crash can touch, not hundreds of empty ones."""
+    if policy.waterfall.pool == SHARED:
+        return [SHARED]
+    return [
+        symbol
+        for symbol, market in policy.markets.items()
+        if instruments is None or (market.instrument or symbol) in instruments
+    ]
 
 
 def pool_of(policy: Policy, symbol: str) -> str:

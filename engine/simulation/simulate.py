@@ -29,7 +29,7 @@ from engine.simulation.book_accounts import (
     symbols_by_instrument,
 )
 from engine.simulation.ledger import Ledger
-from engine.simulation.model import Book, Scenario
+from engine.simulation.model import Book, Scenario, book_instruments
 from engine.simulation.pools import pool_currency, pool_names, pool_of, pool_start
 from engine.simulation.ranges import RangeExtremes
 from engine.simulation.results import (
@@ -56,7 +56,10 @@ class _Simulation:
         accounts = book_accounts(policy, book, self.instruments)
         self.currency = book_currency(policy, accounts)
         self.ledger = Ledger(
-            {pool: pool_start(policy, scenario, pool, self.currency) for pool in pool_names(policy)}
+            {
+                pool: pool_start(policy, scenario, pool, self.currency)
+                for pool in pool_names(policy, set(scenario.paths) | book_instruments(book))
+            }
         )
         self.states: dict[str, AccountState] = {}
         for account in accounts:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DiagnosticError
-from engine.policy.inherit import read_layers
+from engine.policy.inherit import included_table_spec, read_layers
 from engine.policy.packaged import policies_dir
 from engine.policy.schema import schema_diagnostics
-from engine.policy.yaml_reader import read_yaml_file, span_locator
+from engine.policy.yaml_reader import YamlDocument, read_yaml_file, span_locator
 from engine.source import Diagnostic, Span
 from engine.sweep.cells import CellOutcome, CellTask, Chain, error_dicts, text_digest
 from engine.sweep.grid import Grid, Input, Parameter, Value
@@ -63,8 +63,19 @@ def _read_policy(policy: Input) -> _Base:
         layers = read_layers(policy.path)
     except DiagnosticError as error:
         return _Base(None, (), error.diagnostics)
-    chain = tuple((d.source.path, d.source.text) for d in layers.spans.layers)
-    return _Base(layers.data, chain, ())
+    # Only the policy files travel with a task: included data files are read by the worker
+    # (shipped ones come with the package).  Their tables join the data so a parameter can
+    # name them (`tables.btcusdt_brackets.rows[*]...`); a child then carries what it changes.
+    chain = tuple(
+        (d.source.path, d.source.text) for d in layers.spans.layers if isinstance(d, YamlDocument)
+    )
+    data = dict(layers.data)
+    if layers.included_tables:
+        data["tables"] = {
+            **{name: included_table_spec(t) for name, t in layers.included_tables.items()},
+            **dict(data.get("tables") or {}),
+        }
+    return _Base(data, chain, ())
 
 
 def _read_scenario(scenario: Input) -> _Base:

@@ -125,7 +125,8 @@ def test_extends_child_adds_definition_using_parent_definitions(tmp_path):
     assert policy.warnings == ()
 
 
-def test_extends_child_replaces_list_whole(tmp_path):
+def test_extends_child_adding_a_source_keeps_the_parents(tmp_path):
+    """Issue 11: a child adding one source must not repeat its parent's (sources merge by id)."""
     text = """\
     id: child
     title: Child
@@ -133,22 +134,28 @@ def test_extends_child_replaces_list_whole(tmp_path):
       - {id: other, url: https://example.com/other, title: Other, retrieved: 2024-02-02}
     markets:
       BTCUSDT: {source: other}
-      ETHUSDT: {source: other}
     """
     policy = child(tmp_path, textwrap.dedent(text))
-    assert [s.id for s in policy.sources] == ["other"]
+    assert [s.id for s in policy.sources] == ["doc", "other"]
+    assert policy.markets["ETHUSDT"].symbol == "ETHUSDT"  # still cites the parent's `doc`
 
 
-def test_extends_replaced_list_drops_parent_source_still_cited_e409(tmp_path):
+def test_extends_child_source_with_a_parents_id_replaces_it(tmp_path):
     text = """\
     id: child
     title: Child
     sources:
-      - {id: other, url: https://example.com/other, title: Other, retrieved: 2024-02-02}
+      - {id: doc, url: https://example.com/v2, title: Doc v2, retrieved: 2025-01-01}
     """
-    found = child_errors(tmp_path, textwrap.dedent(text))
-    assert {d.code for d in found} == {"E409"}
-    assert {where(d)[0] for d in found} == {"parent.yaml"}  # the citations are in the parent
+    policy = child(tmp_path, textwrap.dedent(text))
+    assert [(s.id, s.title) for s in policy.sources] == [("doc", "Doc v2")]
+
+
+def test_extends_child_replaces_other_lists_whole(tmp_path):
+    parent = PARENT + "charges:\n  - {name: a, amount: '1', assumption: x}\n"
+    text = "id: child\ntitle: Child\ncharges:\n  - {name: b, amount: '2', assumption: y}\n"
+    policy = child(tmp_path, text, parent)
+    assert [c["name"] for c in policy.data["charges"]] == ["b"]
 
 
 def test_extends_null_removes_key(tmp_path):
@@ -257,7 +264,8 @@ def test_extends_shipped_policy_by_id(tmp_path):
         "extends: binance-usdm\nid: mine\ntitle: Mine\nmarkets:\n  ETHUSDT: null\n",
     )
     policy = load_policy(path)
-    assert set(policy.markets) == {"BTCUSDT"}
+    assert "BTCUSDT" in policy.markets
+    assert "ETHUSDT" not in policy.markets
     assert "maintenance_margin" in policy.definitions
     assert Path(policy.chain[1]).resolve() == shipped.resolve()
 

@@ -335,7 +335,9 @@ def test_table_mixed_column_types_report_e406(tmp_path):
     text = table_policy(["{min_notional: 0, max_notional: 10, a: 1}", "{min_notional: 10, a: x}"])
     (diagnostic,) = errors(tmp_path, text)
     assert diagnostic.code == "E406"
-    assert diagnostic.message == "column 'a' of table 't' mixes number and string"
+    assert diagnostic.message == (
+        "row 2 of table 't': column 'a' holds string 'x' where the other rows hold numbers"
+    )
     assert where(diagnostic) == (9, 31)
 
 

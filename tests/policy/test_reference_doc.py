@@ -96,8 +96,8 @@ def test_reference_doc_every_link_points_at_a_heading():
 
 def test_reference_doc_shows_refs_enums_patterns_and_alternatives():
     text = render_policy_reference()
-    assert "| `kind` | one of `linear`, `inverse` | yes |" in text
-    assert "| `contract_size` | [decimal](#decimal) | yes |" in text
+    assert "| `kind` | one of `interval`, `exact` | yes |" in text
+    assert "| `step` | [decimal](#decimal) | yes |" in text
     assert "string matching `^[a-z_][a-z0-9_]*$`" in text
     assert "mapping from [identifier](#identifier) to [definition](#definition)" in text
     definition = text.split("### `definition`", 1)[1].split("\n### ", 1)[0]

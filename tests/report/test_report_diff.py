@@ -30,9 +30,9 @@ def test_diff_text_lists_triggers_and_tiers(capsys):
     assert "tables: btcusdt_brackets | adjustment_factors" in out
     tier1 = next(line for line in out.splitlines() if line.startswith("≠ tier 1 "))
     assert "0 ≤ notional < 50,000" in tier1 and "0 ≤ net_contracts < 9,000" in tier1
+    assert "\nMarkets only in A\n  317 markets: 1000BONK/USDT, " in out  # folded: see the next test
     for title in (
         "Market BTC/USDT",
-        "Market ETH/USDT",
         "Trigger",
         "Definitions that differ",
         "Steps",
@@ -145,3 +145,22 @@ def test_diff_shows_what_a_charge_accrues_to(capsys):
     rows = next(s for s in json.loads(out)["sections"] if s["title"] == "Charges")["rows"]
     assert "accruing to interest" in rows[0]["a"]
     assert "accruing to debt" in rows[1]["b"]
+
+
+def test_diff_folds_many_identical_or_one_sided_markets():
+    """318 markets against 1 would bury the rules: the 317 one-sided markets are one line; a few
+    (FULL_MARKETS or fewer) are still shown in full, as are markets in both that differ."""
+    from engine.policy.load import load_policy
+    from engine.report.policy_diff import FULL_MARKETS, diff_policies
+
+    binance = load_policy("binance-usdm")
+    sections = {
+        s.title: s for s in diff_policies(binance, load_policy("huobi-linear-swap")).sections
+    }
+    assert "Market BTC/USDT" in sections and "Market ETH/USDT" not in sections
+    assert sections["Markets only in A"].note.startswith("317 markets: ")
+    same = diff_policies(binance, load_policy("binance-usdm-with-debt")).sections
+    titles = [s.title for s in same]
+    assert "Markets the same in both" in titles
+    assert not any(t.startswith("Market ") for t in titles)
+    assert FULL_MARKETS == 4

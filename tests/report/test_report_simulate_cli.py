@@ -57,7 +57,7 @@ def test_simulate_text_summary(capsys, book_path, scenario_path):
         "surcharges",
         "Margin returned to traders",
         "Insurance fund start",
-        "minimum",
+        "lowest any pool fell to",
         "ADL deleverages",
         "Clawback rate",
         "Bad debt",

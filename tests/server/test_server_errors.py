@@ -193,7 +193,7 @@ def test_evaluation_error_is_422(client):
             },
             "E102",
         ),
-        ({"symbol": "XRPUSDT", "side": "long", "size": 1, "entry_price": 1, "leverage": 5}, "E602"),
+        ({"symbol": "XYZUSDT", "side": "long", "size": 1, "entry_price": 1, "leverage": 5}, "E602"),
         (
             {
                 "symbol": "BTCUSDT",
