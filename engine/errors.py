@@ -33,8 +33,13 @@ class DiagnosticError(EngineError, ValueError):
 
     def __init__(self, message: str = "", *, diagnostics: Sequence[Diagnostic] = ()) -> None:
         ordered = tuple(sort_diagnostics(diagnostics))
-        super().__init__(message or render_all(ordered))
+        super().__init__(message)
         self.diagnostics: tuple[Diagnostic, ...] = ordered
+
+    def __str__(self) -> str:
+        # Rendered when asked, not when raised: callers that only read `diagnostics` (the CLI,
+        # the server) never pay for rendering thousands of them.
+        return str(self.args[0]) or render_all(self.diagnostics)
 
 
 class PolicyError(DiagnosticError):

@@ -25,6 +25,18 @@ DECIMAL_CONTEXT = decimal.Context(
     ],
 )
 
+# Money moved between balances (a statement's items, the margin they change) is added and
+# subtracted exactly: with inputs of up to MAX_DIGITS digits a sum could need more digits than
+# DECIMAL_CONTEXT keeps, and a rounded sum would make an exact reconciliation check meaningless.
+# Sums of finite decimals are always exact at this precision; `Inexact` traps if one was not.
+LEDGER_CONTEXT = decimal.Context(
+    prec=decimal.MAX_PREC,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=decimal.MIN_EMIN,
+    Emax=decimal.MAX_EMAX,
+    traps=[decimal.InvalidOperation, decimal.Inexact, decimal.Overflow, decimal.FloatOperation],
+)
+
 MAX_DIGITS = 60
 MAX_EXPONENT = 100
 

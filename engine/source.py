@@ -22,10 +22,14 @@ class SourceFile:
 
     path: str
     text: str = field(repr=False)
+    _lines: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def line(self, number: int) -> str:
         """Return line `number` (1-based) without its newline, or '' when out of range."""
-        lines = self.text.splitlines()
+        lines = self._lines
+        if lines is None:  # split once: thousands of diagnostics may point into one file
+            lines = tuple(self.text.splitlines())
+            object.__setattr__(self, "_lines", lines)  # a cache, set whole (threads share files)
         return lines[number - 1] if 1 <= number <= len(lines) else ""
 
     def position(self, offset: int) -> tuple[int, int]:
@@ -106,6 +110,27 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return unique
 
 
+EXCERPT_WIDTH = 240  # characters of a source line shown around a caret
+_CONTEXT = 120  # of which before the caret, when the line is cut
+
+
+def _excerpt(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line around `column` (…-marked where cut), the column and width in it.
+
+    A one-line JSON body can be a megabyte long; quoting it whole under each of thousands of
+    diagnostics would cost gigabytes.
+    """
+    if len(line) <= EXCERPT_WIDTH:
+        return line, column, width
+    start = max(0, column - 1 - _CONTEXT)
+    end = start + EXCERPT_WIDTH
+    head = "…" if start > 0 else ""
+    tail = "…" if end < len(line) else ""
+    shown = head + line[start:end] + tail
+    column = column - start + len(head)
+    return shown, column, max(1, min(width, len(shown) - len(tail) - column + 1))
+
+
 def render_text(diagnostic: Diagnostic, *, paint: Paint = no_paint) -> str:
     """Render GNU style: `path:line:col: error[CODE]: message`, the source line, a caret, a hint.
 
@@ -121,15 +146,16 @@ def render_text(diagnostic: Diagnostic, *, paint: Paint = no_paint) -> str:
         if source_line or span.source.text:
             gutter = str(span.line)
             pad = " " * len(gutter)
-            prefix = source_line[: span.column - 1].expandtabs()
             if span.end_line == span.line:
                 width = max(1, span.end_column - span.column)
             else:
                 width = max(1, len(source_line) - span.column + 1)
-            marked = source_line[span.column - 1 : span.column - 1 + width].expandtabs()
+            shown, column, width = _excerpt(source_line, span.column, width)
+            prefix = shown[: column - 1].expandtabs()
+            marked = shown[column - 1 : column - 1 + width].expandtabs()
             width = max(1, min(len(marked), width)) if marked else 1
             bar = paint("|", "muted")
-            lines.append(f" {paint(gutter, 'muted')} {bar} {source_line.expandtabs()}")
+            lines.append(f" {paint(gutter, 'muted')} {bar} {shown.expandtabs()}")
             caret = paint(f"^{'~' * (width - 1)}", diagnostic.severity)
             lines.append(f" {pad} {bar} {' ' * len(prefix)}{caret}")
     if diagnostic.hint:

@@ -491,7 +491,9 @@ def test_python_dash_m_engine_smoke():
 
 
 def test_installed_console_script_smoke():
-    script = shutil.which("liqpolicy")
+    """The script pip installed beside this interpreter (the README's venv), else on PATH."""
+    beside = Path(sys.executable).parent / "liqpolicy"
+    script = str(beside) if beside.exists() else shutil.which("liqpolicy")
     if script is None:
         pytest.skip("the liqpolicy console script is not installed (pip install -e .)")
     result = subprocess.run(

@@ -25,6 +25,7 @@ from engine.cli import (
     evaluate,
     expr,
     liq_price,
+    log,
     new,
     schema,
     serve,
@@ -38,7 +39,8 @@ from engine.cli.command import EXIT_CODES_HELP, Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.cli.terminal import COLOR_CHOICES, ColorChoice, painter, terminal_width, wants_colour
 from engine.dsl.check import did_you_mean
-from engine.errors import DiagnosticError, EngineError, EvaluationError
+from engine.errors import DiagnosticError, EngineError, EvaluationError, PolicyError
+from engine.source import Diagnostic
 
 # The registry: adding a command is writing engine/cli/<name>.py with a COMMAND and listing it
 # here.  `liqpolicy --help` shows them in this order.
@@ -57,6 +59,7 @@ COMMANDS: tuple[Command, ...] = (
     schema.COMMAND,
     tiers.COMMAND,
     serve.COMMAND,
+    log.COMMAND,
 )
 
 PROG = "liqpolicy"
@@ -206,21 +209,45 @@ def run(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> int:
         colour_errors=colour_errors,
     )
     debug = bool(getattr(args, "debug", False))
+    as_json = getattr(args, "format", None) == "json"
+
+    def failed(kind: str, code: str, message: str, diagnostics: Sequence[Diagnostic] = ()) -> int:
+        exit_code = Exit.INTERNAL_ERROR if kind == "internal" else Exit.INVALID_INPUT
+        if as_json:
+            output.error_document(
+                exit_code=exit_code, kind=kind, code=code, message=message, diagnostics=diagnostics
+            )
+        return exit_code
+
     try:
         return int(command.run(args, output))
     except UsageError as error:
         output.error(error.message, error.hint)
+        return failed("usage", "usage", error.message)
     except DiagnosticError as error:
         output.diagnostics(error.diagnostics)
+        errors = [d for d in error.diagnostics if d.severity == "error"] or list(error.diagnostics)
+        first = errors[0] if errors else None
+        kind = "invalid-policy" if isinstance(error, PolicyError) else "invalid-input"
+        summary = first.message if first is not None else "invalid input"
+        if len(errors) > 1:
+            summary += f" (and {len(errors) - 1} more)"
+        return failed(kind, first.code if first else "E100", summary, error.diagnostics)
     except EvaluationError as error:
-        output.diagnostics([error.diagnostic()])
+        diagnostic = error.diagnostic()
+        output.diagnostics([diagnostic])
+        return failed("evaluation-failed", error.code, diagnostic.message, [diagnostic])
     except EngineError as error:  # pragma: no cover - every EngineError subclass is handled above
         output.error(str(error))
+        return failed("invalid-input", "E100", str(error))
     except BrokenPipeError:
         raise  # the reader went away (`| head`); main() handles it
     except OSError as error:
         where = f"'{error.filename}': " if error.filename else ""
-        output.error(f"cannot read {where}{error.strerror or error}")
+        message = f"cannot read {where}{error.strerror or error}"
+        output.error(message)
+        diagnostic = Diagnostic("E001", message, path=str(error.filename or "<input>"))
+        return failed("unreadable", "E001", message, [diagnostic])
     except KeyboardInterrupt:
         output.message(f"{PROG}: interrupted")
         return 130
@@ -230,8 +257,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO, stderr: TextIO) -> int:
         detail = f"{type(error).__name__}: {error}".rstrip(": ")
         hint = "please report it" + ("" if debug else "; rerun with --debug for the traceback")
         output.message(f"{PROG}: internal error (a bug in liqpolicy, {hint}): {detail}")
-        return Exit.INTERNAL_ERROR
-    return Exit.INVALID_INPUT
+        return failed("internal", "internal", f"internal error (a bug in liqpolicy): {detail}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

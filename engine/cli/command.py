@@ -21,7 +21,7 @@ class Exit(IntEnum):
     """Process exit codes, the same for every command (listed in each `--help`)."""
 
     OK = 0
-    CHECK_FAILED = 1  # a check ran and found failures (`test`)
+    CHECK_FAILED = 1  # a check ran and found failures (`test`, `log verify`)
     INVALID_INPUT = 2  # usage, YAML, schema or expression errors; argparse uses 2 as well
     INTERNAL_ERROR = 3  # a bug in liqpolicy
 
@@ -29,7 +29,7 @@ class Exit(IntEnum):
 EXIT_CODES_HELP = """\
 exit codes:
   0  success
-  1  a check ran and failed (reserved for `liqpolicy test`)
+  1  a check ran and failed (`liqpolicy test`, `liqpolicy log verify`)
   2  invalid input: usage, YAML, schema or expression errors
   3  internal error, a bug in liqpolicy: --debug shows the traceback; please report it"""
 

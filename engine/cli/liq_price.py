@@ -35,19 +35,31 @@ def run(args: argparse.Namespace, output: Output) -> int:
     size = _number("--size", args.size)
     entry = _number("--entry", args.entry)
     assert size is not None and entry is not None
-    if size <= 0 or entry <= 0:
-        raise UsageError("--size and --entry must be positive")
+    leverage = _number("--leverage", args.leverage)
+    margin = _number("--margin", args.margin)
+    mark = _number("--mark", args.mark)
+    # What the account format requires of the same numbers, said in terms of the options.
+    for option, value, text in (
+        ("--size", size, args.size),
+        ("--entry", entry, args.entry),
+        ("--leverage", leverage, args.leverage),
+        ("--mark", mark, args.mark),
+    ):
+        if value is not None and value <= 0:
+            raise UsageError(f"{option} must be positive, was {text}")
+    if margin is not None and margin < 0:
+        raise UsageError(f"--margin must not be negative, was {args.margin}")
     quote = quote_prices(
         policy,
         symbol=args.symbol,
         side=args.side,
         size=size,
         entry_price=entry,
-        leverage=_number("--leverage", args.leverage),
-        margin=_number("--margin", args.margin),
+        leverage=leverage,
+        margin=margin,
         mode=args.mode,
         wallet=_number("--wallet", args.wallet),
-        mark_price=_number("--mark", args.mark),
+        mark_price=mark,
     )
     if args.format == "json":
         output.json({"policy": policy.id, **quote.as_dict()})

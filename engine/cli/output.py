@@ -89,3 +89,38 @@ class Output:
         text = "".join(render_text(d, paint=paint) + "\n\n" for d in diagnostics)
         if text:
             self._write(self.stderr, self.stdout, text)
+
+    def error_document(
+        self,
+        *,
+        exit_code: int,
+        kind: str,
+        code: str,
+        message: str,
+        diagnostics: Iterable[Diagnostic] = (),
+    ) -> None:
+        """Under `--format json`, a failure as one JSON document on stdout (as `validate`
+        reports problems), so a program reading stdout always gets JSON: what went wrong
+        (`kind`, `code`, `message`), where (`location`, the first error's), and every
+        diagnostic.  The text on stderr is unchanged."""
+        items = list(diagnostics)
+        first = next((d for d in items if d.severity == "error"), items[0] if items else None)
+        location = None
+        if first is not None:
+            shown = first.as_dict()
+            location = {
+                key: shown[key] for key in ("path", "line", "column", "end_line", "end_column")
+            }
+        self.json(
+            {
+                "ok": False,
+                "exit_code": exit_code,
+                "error": {
+                    "kind": kind,
+                    "code": code,
+                    "message": message,
+                    "location": location,
+                    "diagnostics": [d.as_dict() for d in items],
+                },
+            }
+        )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import textwrap
 from pathlib import Path
 from typing import TextIO
 
+from engine.audit import FSYNC_POLICIES
 from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.server.config import (
@@ -40,6 +42,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"'{text}' must be between 1 and 3600 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     value = _non_negative(text)
     if value > 65535:
@@ -60,21 +72,51 @@ def _log_to(stream: TextIO) -> tuple[logging.Logger, logging.Handler, bool]:
     return logger, handler, propagate
 
 
+SERVER_MODULES = ("uvicorn", "httptools", "starlette", "prometheus_client")
+
+
+def _missing_server_modules() -> list[str]:
+    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
+    missing = _missing_server_modules()
+    if missing:
+        raise UsageError(
+            "liqpolicy serve needs the server extra, which is not installed "
+            f"(missing: {', '.join(missing)})",
+            "pip install 'liqpolicy[server]'",
+        )
     from engine.server.runner import serve  # noqa: PLC0415  # only this command needs it
 
     if args.policies is not None and not Path(args.policies).is_dir():
         raise UsageError(f"--policies: '{args.policies}' is not a directory")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError("--workers above 1 needs os.fork, which this platform lacks")
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise UsageError("--ssl-certfile and --ssl-keyfile go together")
+    for option, value in (
+        ("--ssl-certfile", args.ssl_certfile),
+        ("--ssl-keyfile", args.ssl_keyfile),
+    ):
+        if value is not None and not Path(value).is_file():
+            raise UsageError(f"{option}: '{value}' is not a file")
+    if args.decision_log_required and args.decision_log is None:
+        raise UsageError("--decision-log-required needs --decision-log FILE")
     config = ServerConfig(
         host=args.host,
         port=args.port,
         policies_dir=Path(args.policies) if args.policies is not None else None,
         max_body=args.max_body,
         decision_log=Path(args.decision_log) if args.decision_log is not None else None,
+        decision_log_fsync=args.decision_log_fsync,
+        decision_log_required=args.decision_log_required,
         workers=args.workers,
         cache_entries=args.cache,
+        timeout=args.timeout,
+        ssl_certfile=Path(args.ssl_certfile) if args.ssl_certfile else None,
+        ssl_keyfile=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+        cors_origins=tuple(args.cors_origin or ()),
     )
     if config.decision_log is not None:
         try:
@@ -129,12 +171,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "input, result) to FILE; off by default",
     )
     parser.add_argument(
+        "--decision-log-fsync",
+        choices=FSYNC_POLICIES,
+        default="interval",
+        help="when decision-log entries reach the disk: always (before each answer), "
+        "interval (at most 1 s later; the default), never (when the OS decides)",
+    )
+    parser.add_argument(
+        "--decision-log-required",
+        action="store_true",
+        help="answer 503 instead of a decision that could not be written to the decision log",
+    )
+    parser.add_argument(
         "--workers",
         type=_positive,
         default=1,
         metavar="N",
         help="worker processes sharing the port (default 1; evaluation is "
         "CPU-bound, so use about one per core)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="a request must arrive whole (head and body) within SECONDS of its first byte, "
+        "and an idle connection is closed after as long (default 30)",
+    )
+    parser.add_argument(
+        "--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM)"
+    )
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browser pages from ORIGIN (e.g. https://dash.example.com; * for any) "
+        "to call the API; repeat for several; off by default",
     )
     parser.add_argument(
         "--cache",
@@ -165,7 +238,9 @@ COMMAND = Command(
     examples=(
         "liqpolicy serve",
         "liqpolicy serve --port 9000 --policies my-policies/ --workers 2",
-        "liqpolicy serve --decision-log decisions.jsonl",
+        "liqpolicy serve --decision-log decisions.jsonl --decision-log-required",
+        "liqpolicy serve --host 0.0.0.0 --ssl-certfile cert.pem --ssl-keyfile key.pem",
+        "liqpolicy log verify decisions.jsonl",
         "curl -s localhost:8080/v1/policies",
         "curl -s -H 'Content-Type: application/json' -d @account.json "
         "localhost:8080/v1/policies/my-venue/evaluate",

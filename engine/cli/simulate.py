@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from engine.audit import AuditLog, sha256_text
 from engine.cli.command import Command, Exit, UsageError
 from engine.cli.output import Output
 from engine.cli.progress import run_progress
@@ -70,6 +73,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.warning(warning)
     with run_progress(output, 1) as progress:
         result = simulate(policy, book, scenario, progress=progress.start(policy.id))
+    if args.audit_log is not None:
+        count = write_audit_log(args.audit_log, policy, book.path, scenario.path, result.events)
+        output.message(f"wrote {count} events to the audit log {args.audit_log}")
     if args.format == "json":
         emit(output, as_json(result.as_dict(events=args.events)), args.output)
     else:
@@ -77,6 +83,40 @@ def run(args: argparse.Namespace, output: Output) -> int:
         text = render_result(result, events=args.events, width=width, paint=paint)
         emit(output, text, args.output)
     return Exit.OK
+
+
+def _file_digest(path: str) -> str | None:
+    try:
+        return sha256_text(Path(path).read_bytes())
+    except OSError:
+        return None  # not a file (a book given as text)
+
+
+def write_audit_log(
+    target: str, policy: Policy, book_path: str, scenario_path: str, events: Iterable[Any]
+) -> int:
+    """Append every liquidation event of a run to the hash-chained audit log `target`, each
+    with the policy digest and the digest of the run's inputs (book and scenario files)."""
+    inputs = {"book": _file_digest(book_path), "scenario": _file_digest(scenario_path)}
+    input_digest = sha256_text(json.dumps(inputs, sort_keys=True).encode())
+    log = AuditLog(target, fsync="never")
+    count = 0
+    try:
+        for event in events:
+            head = {
+                "kind": "simulation-event",
+                "policy": {"id": policy.id, "digest": policy.digest},
+                "input_digest": input_digest,
+                "inputs": inputs,
+            }
+            members = json.dumps(head, ensure_ascii=False, separators=(",", ":"))[1:-1]
+            data = json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":"))
+            log.append(f'{members},"event":{data}')
+            count += 1
+        log.sync()
+    finally:
+        log.close()
+    return count
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:
@@ -139,6 +179,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also list every liquidation, its waterfall and every ADL "
         "(in JSON: events, deleverages and every account's fate)",
+    )
+    parser.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="append every liquidation event (statement and waterfall) to FILE as a "
+        "hash-chained audit log; check it with `liqpolicy log verify FILE`",
     )
     add_output_option(parser)
     add_width_option(parser)

@@ -81,6 +81,7 @@ def _number(value: Any) -> Decimal:
 
 _SIGNED = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?")
 _UNSIGNED = re.compile(r"\+?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?")
+_NONZERO_MANTISSA = re.compile("[^eE]*[1-9]")  # a digit 1-9 before any exponent
 _POSITION_KEYS = {
     "symbol": "text",
     "side": "side",
@@ -114,7 +115,10 @@ def _value_ok(value: Any, kind: str) -> bool:
         return False
     if isinstance(value, str):
         pattern = _SIGNED if kind == "decimal" else _UNSIGNED
-        return pattern.fullmatch(value) is not None
+        if pattern.fullmatch(value) is None:
+            return False
+        # "0", "0.000" or "0e5" are numbers but not positive ones
+        return kind != "positive" or _NONZERO_MANTISSA.match(value) is not None
     if isinstance(value, int):
         value = Decimal(value)
     if not isinstance(value, Decimal) or not value.is_finite():

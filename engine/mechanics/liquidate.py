@@ -8,6 +8,7 @@ what the margin cannot cover becomes the shortfall handed to the loss waterfall.
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -28,7 +29,7 @@ from engine.mechanics.takeover import (
 )
 from engine.mechanics.trace import subject_of
 from engine.mechanics.unit import Unit, close_out
-from engine.numbers import ZERO, format_decimal
+from engine.numbers import LEDGER_CONTEXT, ZERO, format_decimal
 from engine.policy.procedure import Step
 
 
@@ -251,7 +252,6 @@ class _Run:
         pnl_mark = self.pnl(position, quantity, mark)
         pnl_settle = self.pnl(position, quantity, settle)
         pnl_fill = self.pnl(position, quantity, fill)
-        slippage = pnl_settle - pnl_mark
         charged: list[tuple[str, str, Decimal, str]] = []
         order_frame = self.frame(position, order)
         for fee in () if offset else self.procedure.fees:
@@ -259,33 +259,16 @@ class _Run:
                 continue
             amount = max(ZERO, self.evaluator.expression(fee.amount, order_frame, "fee"))
             charged.append((fee.name, fee.kind, amount, fee.to))
-        # Consume margin in the policy's order; gains first add to what is available.  In a
-        # cross unit the other open positions' unrealised PnL also backs the order: the wallet
-        # may dip below zero while they stay open, and only what nothing backs is a shortfall.
-        available = self.unit.margin + max(ZERO, pnl_mark) + max(ZERO, slippage)
         backing = max(ZERO, self.other_cross_pnl(position)) if self.unit.cross else ZERO
-        collected: dict[str, Decimal] = {}
-        consumed: list[tuple[str, Decimal]] = []
-        shortfall = ZERO
-        for category in self.procedure.consumption_order:
-            if category == "fees":
-                total = ZERO
-                for name, _, amount, _ in charged:
-                    take = min(amount, max(available + backing, ZERO))
-                    collected[name] = take
-                    available -= take
-                    total += take
-                consumed.append(("fees", total))
-            else:
-                owed = max(ZERO, -pnl_mark) if category == "loss" else max(ZERO, -slippage)
-                take = min(owed, max(available + backing, ZERO))  # nothing left pays nothing
-                available -= take
-                shortfall += owed - take
-                consumed.append((category, take))
-        fees = tuple((n, k, a, collected.get(n, ZERO), to) for n, k, a, to in charged)
-        for _name, _, _, taken, to in fees:
-            self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
-        self.takeover += pnl_fill - pnl_settle
+        with decimal.localcontext(LEDGER_CONTEXT):  # money moves exactly (numbers.py says why)
+            slippage = pnl_settle - pnl_mark
+            takeover = pnl_fill - pnl_settle
+            available, fees, consumed, shortfall = self.consume(
+                charged, pnl_mark, slippage, backing
+            )
+            for _name, _, _, taken, to in fees:
+                self.fees_to[to] = self.fees_to.get(to, ZERO) + taken
+            self.takeover += takeover
         bankrupt = order.solved  # None when not solved (or no price reaches bankruptcy)
         record = Order(
             number,
@@ -303,7 +286,7 @@ class _Run:
             fees,
             tuple(consumed),
             shortfall,
-            pnl_fill - pnl_settle,
+            takeover,
             margin_before,
             available,
             "offset" if offset else "liquidation",
@@ -328,11 +311,13 @@ class _Run:
             LineItem("slippage", "settlement price vs mark", slippage, balance, number)
         )
         for name, _, amount, taken, to in fees:
-            waived = amount - taken
+            waived = LEDGER_CONTEXT.subtract(amount, taken)
             detail = f"charged {format_decimal(amount)}" + (
                 f", waived {format_decimal(waived)}" if waived else ""
             )
-            self.items.append(LineItem("fee", name, -taken, balance, number, f"{detail}; to {to}"))
+            self.items.append(
+                LineItem("fee", name, taken.copy_negate(), balance, number, f"{detail}; to {to}")
+            )
         if shortfall:
             self.items.append(
                 LineItem(
@@ -343,7 +328,7 @@ class _Run:
                     number,
                 )
             )
-        position["size"] = position["size"] - quantity
+        position["size"] = LEDGER_CONTEXT.subtract(position["size"], quantity)
         self.unit.set_margin(available, position)
         if position["size"] == 0:
             self.state.positions.remove(position)
@@ -353,6 +338,47 @@ class _Run:
             f"closed {format_decimal(quantity)} at {format_decimal(fill)}",
             subject_of(frame),
         )
+
+    def consume(
+        self,
+        charged: list[tuple[str, str, Decimal, str]],
+        pnl_mark: Decimal,
+        slippage: Decimal,
+        backing: Decimal,
+    ) -> tuple[
+        Decimal,
+        tuple[tuple[str, str, Decimal, Decimal, str], ...],
+        list[tuple[str, Decimal]],
+        Decimal,
+    ]:
+        """Consume margin in the policy's order; gains first add to what is available.
+
+        In a cross unit the other open positions' unrealised PnL (`backing`) also backs the
+        order: the wallet may dip below zero while they stay open, and only what nothing backs
+        is a shortfall.  Returns the margin left, the fees with what was collected, what each
+        category consumed, and the shortfall.
+        """
+        available = self.unit.margin + max(ZERO, pnl_mark) + max(ZERO, slippage)
+        collected: dict[str, Decimal] = {}
+        consumed: list[tuple[str, Decimal]] = []
+        shortfall = ZERO
+        for category in self.procedure.consumption_order:
+            if category == "fees":
+                total = ZERO
+                for name, _, amount, _ in charged:
+                    take = min(amount, max(available + backing, ZERO))
+                    collected[name] = take
+                    available -= take
+                    total += take
+                consumed.append(("fees", total))
+            else:
+                owed = max(ZERO, -pnl_mark) if category == "loss" else max(ZERO, -slippage)
+                take = min(owed, max(available + backing, ZERO))  # nothing left pays nothing
+                available -= take
+                shortfall += owed - take
+                consumed.append((category, take))
+        fees = tuple((n, k, a, collected.get(n, ZERO), to) for n, k, a, to in charged)
+        return available, fees, consumed, shortfall
 
     def sale(self, position: Mapping[str, Any], order: _Order, record: Order) -> Sale:
         """The bankrupt order for the loss waterfall, evaluated as the account is now."""

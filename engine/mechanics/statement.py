@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from engine.numbers import ZERO, format_decimal
+from engine.numbers import LEDGER_CONTEXT, ZERO, format_decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +168,9 @@ def reconcile(
     What the trader ends with is the final balance plus the margin still backing any part of
     the unit left open.  Returns the difference (zero when the statement reconciles).
     """
-    flows = sum((i.amount for i in items if i.kind not in ("final_balance",)), ZERO)
-    return flows - (final_balance + remaining_margin)
+    with decimal.localcontext(LEDGER_CONTEXT):  # exact: a rounded sum could hide a difference
+        flows = sum((i.amount for i in items if i.kind not in ("final_balance",)), ZERO)
+        return flows - (final_balance + remaining_margin)
 
 
 def event_id(policy_digest: str, unit: str, inputs: Any) -> str:

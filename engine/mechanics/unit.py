@@ -15,7 +15,7 @@ from typing import Any
 from engine.dsl.runtime import Frame
 from engine.mechanics.state import AccountState, Evaluator
 from engine.mechanics.statement import LineItem, Order, Statement, event_id, reconcile
-from engine.numbers import ZERO
+from engine.numbers import LEDGER_CONTEXT, ZERO
 
 
 class Unit:
@@ -60,10 +60,11 @@ def close_out(
     fully = not unit.open_positions()
     if fully and unit.cross and unit.margin < 0 and orders:
         # Losses that other positions' profits backed while open, and no longer do.
-        deficit = -unit.margin
+        deficit = unit.margin.copy_negate()
         state.wallet_balance = ZERO
         last = orders[-1]
-        orders[-1] = replace(last, shortfall=last.shortfall + deficit, margin_after=ZERO)
+        shortfall = LEDGER_CONTEXT.add(last.shortfall, deficit)
+        orders[-1] = replace(last, shortfall=shortfall, margin_after=ZERO)
         items.append(
             LineItem(
                 "shortfall",
@@ -108,15 +109,15 @@ def close_out(
                 LineItem(
                     "surplus_to_insurance_fund",
                     "remaining margin kept by the insurance fund",
-                    -surplus,
+                    surplus.copy_negate(),
                     unit.balance_name,
                 )
             )
-        final -= surplus
+        final = LEDGER_CONTEXT.subtract(final, surplus)
         if unit.cross:
             state.wallet_balance = final
         else:
-            state.wallet_balance += final
+            state.wallet_balance = LEDGER_CONTEXT.add(state.wallet_balance, final)
     elif unit.cross:
         state.wallet_balance = final
     items.append(

@@ -47,6 +47,7 @@ def check_definitions(
     for name, (expr, _) in parsed.items():
         graph[name] = [ref for ref in check_expression(expr, loose).references if ref[0] in parsed]
     order, cyclic = _dependency_order(graph, diagnostics)
+    _check_depth(order, parsed, graph, locate, diagnostics)
     # Pass 2: check in dependency order with real types.
     types: dict[str, Type] = dict.fromkeys(names, ANY)
     definitions: dict[str, Definition] = {}
@@ -76,6 +77,56 @@ def check_definitions(
     return CheckedDefinitions(
         definitions, Scope(roots, types), tuple(diagnostics), frozenset(attributes)
     )
+
+
+# How deep evaluation may nest, in expression levels summed along the deepest chain of
+# definitions reading definitions.  The reference evaluator (which locates run-time errors and
+# traces) recurses through definitions, about three Python frames per level: 200 levels stay well
+# inside Python's default limit of 1,000 frames, whoever calls (a thread, a test runner).  Real
+# policies nest a few dozen levels.
+MAX_EVALUATION_DEPTH = 200
+
+
+def _expression_depth(expr: ast.Expr) -> int:
+    deepest = 0
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.children(node))
+    return deepest
+
+
+def _check_depth(
+    order: list[str],
+    parsed: Mapping[str, tuple[ast.Expr, Mapping[str, Any]]],
+    graph: Mapping[str, list[tuple[str, Span]]],
+    locate: Callable[[Pointer, bool], Span],
+    diagnostics: list[Diagnostic],
+) -> None:
+    """Report the definitions where evaluation would first nest deeper than the limit (E430).
+
+    A definition's depth is its expression's plus the deepest of the definitions it reads (an
+    upper bound: as if every reference sat at the bottom of the tree).  Only the definition
+    that crosses the limit is reported, not every one built on it.
+    """
+    depths: dict[str, int] = {}
+    for name in order:
+        below = [depths[target] for target, _ in graph[name] if target in depths]
+        depth = _expression_depth(parsed[name][0]) + max(below, default=0)
+        depths[name] = depth
+        if depth > MAX_EVALUATION_DEPTH and all(d <= MAX_EVALUATION_DEPTH for d in below):
+            reads = max(graph[name], key=lambda edge: depths.get(edge[0], 0))[0] if below else None
+            diagnostics.append(
+                Diagnostic(
+                    "E430",
+                    f"definition '{name}' nests {depth} levels deep"
+                    + (f" through '{reads}'" if reads else "")
+                    + f"; the limit is {MAX_EVALUATION_DEPTH}",
+                    locate(("definitions", name), True),
+                    "shorten the chain of definitions that read each other",
+                )
+            )
 
 
 def _dependency_order(

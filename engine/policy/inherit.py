@@ -12,6 +12,7 @@ the right file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,22 +130,54 @@ def merge(parent: Any, child: Any, *, top: bool = True) -> Any:
     return child
 
 
-def resolve_reference(reference: str, base: Path) -> Path | None:
-    """A parent given as a relative path, or as the id of a shipped policy (or a sibling file)."""
-    candidates: list[Path] = []
-    if reference.endswith((".yaml", ".yml")) or "/" in reference:
-        # normpath, not resolve: diagnostics keep the path as relative as the child's
-        candidates.append(Path(os.path.normpath(base.parent / reference)))
-    else:
-        candidates.append(base.parent / f"{reference}.yaml")
-        candidates.append(policies_dir() / f"{reference}.yaml")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return None
+_POLICY_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+POLICY_SUFFIXES = (".yaml", ".yml")
 
 
-def _includes(document: YamlDocument, path: Path) -> list[IncludedFile]:
+class _Refused(Exception):
+    """`extends` or `include` names something that may not be read: (message, hint)."""
+
+
+def _within(path: Path, folders: tuple[Path, ...]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in folders)
+
+
+def resolve_reference(reference: str, base: Path, allowed: tuple[Path, ...] = ()) -> Path | None:
+    """A parent given as the id of a shipped policy (or a sibling file `<id>.yaml`), or as a
+    path (relative to `base`) to a `.yaml`/`.yml` file inside one of the `allowed` folders.
+
+    Raises _Refused for a reference that could name any file on the machine (a path leaving the
+    allowed folders, links followed; a file that is not YAML); returns None when nothing
+    acceptable exists.
+    """
+    if _POLICY_ID.fullmatch(reference):
+        for candidate in (base.parent / f"{reference}.yaml", policies_dir() / f"{reference}.yaml"):
+            if candidate.is_file():
+                return candidate
+        return None
+    if not reference.endswith(POLICY_SUFFIXES):
+        raise _Refused(
+            f"the parent policy '{reference}' is neither a policy id nor a .yaml file",
+            "name a shipped policy id (lowercase letters, digits, dashes) or a .yaml path",
+        )
+    # normpath, not resolve: diagnostics keep the path as relative as the child's
+    candidate = Path(os.path.normpath(base.parent / reference))
+    if not _within(candidate, allowed or (base.parent.resolve(),)):
+        raise _Refused(
+            f"the parent policy '{reference}' is outside the folder of the policy being loaded",
+            "keep a policy's parents in its folder (or a folder below it), or use a shipped id",
+        )
+    return candidate if candidate.is_file() else None
+
+
+def _parent_problem(code: str, message: str, span: Span | None, hint: str) -> PolicyError:
+    return PolicyError(diagnostics=[Diagnostic(code, message, span, hint)])
+
+
+def _includes(
+    document: YamlDocument, path: Path, allowed: tuple[Path, ...] = ()
+) -> list[IncludedFile]:
     """The data files `document` includes, read; raise PolicyError naming every bad entry."""
     data = document.data
     listed = data.get("include") if isinstance(data, Mapping) else None
@@ -159,6 +192,16 @@ def _includes(document: YamlDocument, path: Path) -> list[IncludedFile]:
         target = Path(os.path.normpath(path.parent / reference))
         if not target.is_file():  # a copy of a shipped policy still finds the shipped data
             target = policies_dir() / reference
+        if not _within(target, allowed or (path.parent.resolve(), policies_dir().resolve())):
+            problems.append(
+                Diagnostic(
+                    "E431",
+                    f"the included file '{reference}' is outside the folder of the policy",
+                    span,
+                    "keep included files in the policy's folder (or below it)",
+                )
+            )
+            continue
         if not target.is_file() or not reference.endswith((".yaml", ".yml", ".json")):
             problems.append(
                 Diagnostic(
@@ -205,10 +248,21 @@ def read_layers(path: Path) -> LoadedLayers:
     groups: list[tuple[list[IncludedFile], YamlDocument]] = []  # per policy, child first
     seen: list[Path] = []
     chain: list[str] = []
+    # Parents and included files given by path stay inside the loaded policy's folder or the
+    # shipped policies.
+    allowed = (path.parent.resolve(), policies_dir().resolve())
     current: Path | None = path
     while current is not None:
         document = read_yaml_file(current)
-        included = _includes(document, current)
+        if groups and not isinstance(document.data, Mapping):
+            child = groups[-1][1]
+            raise _parent_problem(
+                "E432",
+                f"the parent policy {current} is not a policy: its top level is not a mapping",
+                child.spans.value_span(("extends",)),
+                "extend a policy file",
+            )
+        included = _includes(document, current, allowed)
         documents.append(document)
         documents.extend(reversed(included))  # the last include wins over earlier ones
         groups.append((included, document))
@@ -220,18 +274,18 @@ def read_layers(path: Path) -> LoadedLayers:
         if not isinstance(reference, str):
             break
         span = document.spans.value_span(("extends",))
-        parent = resolve_reference(reference, current)
+        try:
+            parent = resolve_reference(reference, current, allowed)
+        except _Refused as refused:
+            message, hint = refused.args
+            raise _parent_problem("E431", message, span, hint) from None
         if parent is None:
             shipped = ", ".join(p.stem for p in sorted(policies_dir().glob("*.yaml")))
-            raise PolicyError(
-                diagnostics=[
-                    Diagnostic(
-                        "E400",
-                        f"cannot find the parent policy '{reference}'",
-                        span,
-                        f"give a path relative to this file ({current.parent}) or a shipped id: {shipped}",
-                    )
-                ]
+            raise _parent_problem(
+                "E400",
+                f"cannot find the parent policy '{reference}'",
+                span,
+                f"give a path relative to this file ({current.parent}) or a shipped id: {shipped}",
             )
         if parent.resolve() in seen:
             names = " → ".join(p.name for p in [*seen, parent.resolve()])

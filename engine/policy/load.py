@@ -37,10 +37,12 @@ from engine.policy.model import AccountField, Definition, Example, Market, Polic
 from engine.policy.packaged import policies_dir
 from engine.policy.procedure import (
     DEFAULT_BANKRUPTCY,
+    REQUIRED_DEFINITIONS,
     RESIDUAL,
     build_procedure,
     build_waterfall,
     expression_locations,
+    has_order,
     key_of,
 )
 from engine.policy.procedure_checks import market_reads, procedure_problems
@@ -275,7 +277,34 @@ class _Builder:
         self.resolved |= checked.attributes
         return checked.definitions, checked.scope
 
-    def slot_expressions(self, scope: Scope) -> dict[str, tuple[ast.Expr, Type]]:
+    def order_outside_an_order(
+        self, pointer: Pointer, expr: ast.Expr, what: str, definitions: Mapping[str, Definition]
+    ) -> None:
+        """E310 when an expression evaluated without a liquidation order reads `order`."""
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Name) and node.name == "order":
+                reason = ""
+            elif isinstance(node, ast.Name) or (
+                isinstance(node, ast.Attribute) and id(node) in self.resolved
+            ):
+                found = definitions.get(node.name)
+                if found is None or "order" not in found.inputs:
+                    continue
+                reason = f" through definition '{node.name}'"
+            else:
+                continue
+            self.error(
+                "E310",
+                f"{what} reads `order`{reason}, but no liquidation order exists there",
+                self.at(pointer),
+                "`order` exists only in the fill and settlement prices, fees, a step's limit "
+                "price, the surplus rule and the ADL price",
+            )
+            return
+
+    def slot_expressions(
+        self, scope: Scope, definitions: Mapping[str, Definition]
+    ) -> dict[str, tuple[ast.Expr, Type]]:
         result: dict[str, tuple[ast.Expr, Type]] = {}
         locations = expression_locations(self.data)
         liquidation = self.data.get("liquidation", {})
@@ -297,11 +326,23 @@ class _Builder:
             checked = check_expression(expr, scope, expected=expected, what=what)
             self.diagnostics.extend(checked.diagnostics)
             self.resolved |= checked.definition_attributes
+            if not checked.diagnostics and not has_order(pointer):
+                self.order_outside_an_order(pointer, expr, what, definitions)
             if not checked.diagnostics:
                 result[key_of(pointer)] = (expr, checked.type)
                 if key_of(pointer) in ("liquidation.trigger", "liquidation.bankruptcy"):
                     result[key_of(pointer) + RESIDUAL] = (self.residual(expr, scope), NUMBER)
         self.procedure_checks(scope)
+        for name in REQUIRED_DEFINITIONS:  # the engine evaluates these without an order
+            found = definitions.get(name)
+            if found is not None and "order" in found.inputs:
+                self.error(
+                    "E310",
+                    f"definition '{name}' reads `order`, but the engine evaluates it for "
+                    "positions, where no liquidation order exists",
+                    self.at(("definitions", name), True),
+                    "compute it from the position, account and market",
+                )
         return result
 
     def procedure_checks(self, scope: Scope) -> None:
@@ -454,7 +495,7 @@ class _Builder:
             account_fields={name: f.description for name, f in account_fields.items()},
         )
         definitions, scope = self.definitions(roots, source_ids)
-        expressions = self.slot_expressions(scope)
+        expressions = self.slot_expressions(scope, definitions)
         reads = [span for expr in self.expressions for span in market_reads(expr, "quantity_step")]
         self.diagnostics.extend(quantity_step_problems(markets, reads, self.at))
         examples = self.examples(markets, scope.definitions, source_ids)

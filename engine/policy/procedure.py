@@ -35,6 +35,28 @@ EXPRESSION_SLOTS: tuple[tuple[tuple[str, ...], Type, str], ...] = (
     (("charges", "*", "amount"), NUMBER, "a charge amount"),
 )
 
+# The slots evaluated for one liquidation order, where `order` is in scope.  Everywhere else an
+# expression reading `order`, directly or through definitions, could only fail at run time, so
+# it is refused at load (E310).
+ORDER_SLOTS: frozenset[tuple[str, ...]] = frozenset(
+    {
+        ("liquidation", "steps", "*", "limit_price"),
+        ("liquidation", "fill", "price"),
+        ("liquidation", "fill", "settlement_price"),
+        ("liquidation", "fees", "*", "amount"),
+        ("liquidation", "fees", "*", "when"),
+        ("liquidation", "surplus_to_insurance_fund"),
+        ("waterfall", "adl", "price"),
+    }
+)
+
+
+def has_order(pointer: tuple[str | int, ...]) -> bool:
+    """Whether the expression at `pointer` is evaluated with an `order` in scope."""
+    shape = tuple("*" if isinstance(part, int) else part for part in pointer)
+    return shape in ORDER_SLOTS
+
+
 REQUIRED_DEFINITIONS = (
     "notional",
     "unrealized_pnl",

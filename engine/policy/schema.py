@@ -8,6 +8,7 @@ expected, with a did-you-mean for misspelled keys.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterator, Mapping, Sized
 from decimal import Decimal
 from typing import Any
@@ -17,11 +18,15 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from engine.dsl.check import did_you_mean
+from engine.numbers import NumberSyntaxError, parse_decimal
 from engine.policy.packaged import load_schema
 from engine.source import Diagnostic, Span
 
 Pointer = tuple[str | int, ...]
 Locate = Callable[[Pointer, bool], Span]  # (pointer, want the key's span) -> span
+
+
+_BOUND_KEYWORDS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")
 
 
 def is_integer(checker: Any, instance: Any) -> bool:
@@ -33,8 +38,39 @@ def is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int)
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema's validators module is untyped
+def _numeric_text(instance: Any, schema: Any) -> Decimal | None:
+    """A numeric string's value (the formats' `"0.004"`), None for anything else; a string
+    the schema's own `pattern` refuses is left to that pattern (one diagnostic, not two)."""
+    if not isinstance(instance, str):
+        return None
+    pattern = schema.get("pattern") if isinstance(schema, Mapping) else None
+    if pattern is not None and re.search(pattern, instance) is None:
+        return None
+    try:
+        return parse_decimal(instance)
+    except NumberSyntaxError:
+        return None  # not a number: `pattern` or `type` says so
+
+
+def _bound_for_numeric_strings(keyword: str) -> Callable[..., Iterator[ValidationError]]:
+    """A bound keyword that also applies to numeric strings.
+
+    JSON Schema applies `minimum` and its kin to numbers only, so without this `"0"` would pass
+    a field declared above zero; our formats accept numeric strings as numbers, so the bound
+    must hold for them too.
+    """
+    check = Draft202012Validator.VALIDATORS[keyword]
+
+    def bound(validator: Any, limit: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        value = _numeric_text(instance, schema)
+        yield from check(validator, limit, instance if value is None else value, schema)
+
+    return bound
+
+
+SchemaValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # jsonschema's validators module is untyped
     Draft202012Validator,
+    validators={keyword: _bound_for_numeric_strings(keyword) for keyword in _BOUND_KEYWORDS},
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer),
 )
 
@@ -46,7 +82,7 @@ _FORMATS = jsonschema.FormatChecker(formats=("date",))
 @functools.cache
 def _validator(name: str) -> Any:
     """One validator per packaged schema (building one resolves every `$ref` again)."""
-    return _Validator(load_schema(name), format_checker=_FORMATS)
+    return SchemaValidator(load_schema(name), format_checker=_FORMATS)
 
 
 def _where(pointer: Pointer) -> str:

@@ -21,7 +21,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -237,9 +237,9 @@ class _Builder:
         self._stack: list[_Frame] = []
         self._documents = 0
 
-    def run(self) -> None:
+    def run(self, loader: type[Any] = _DepthLimitedLoader) -> None:
         try:
-            for event in yaml.parse(self.text, Loader=_DepthLimitedLoader):
+            for event in yaml.parse(self.text, Loader=loader):
                 if not self._handle(event) or len(self.diagnostics) >= _MAX_DIAGNOSTICS:
                     break
         except _TooDeep as exc:
@@ -286,6 +286,8 @@ class _Builder:
 
     def _scalar(self, event: yaml.ScalarEvent) -> None:
         start, end = _offsets(event)
+        if event.style == "":  # libyaml's plain style; PyYAML's is None
+            event.style = None
         if event.style in ("|", ">"):  # the end mark lies after trailing blank lines
             end = start + len(self.text[start:end].rstrip())
         top = self._stack[-1] if self._stack else None
@@ -412,12 +414,26 @@ def _size_error(size: int, path: str, limit: int = MAX_FILE_BYTES) -> PolicyErro
     return PolicyError(diagnostics=[Diagnostic("E002", message, path=path)])
 
 
-def read_yaml(text: str, path: str, *, max_bytes: int | None = MAX_FILE_BYTES) -> YamlDocument:
+# PyYAML's libyaml-backed parser: the same events with the same marks and exact scalar text as
+# the pure-Python one (tests/policy/test_yaml_reader.py compares them), about fifteen times
+# faster.  None when PyYAML was built without libyaml.
+_FAST_LOADER: type[Any] | None = getattr(yaml, "CSafeLoader", None)
+
+
+def read_yaml(
+    text: str,
+    path: str,
+    *,
+    max_bytes: int | None = MAX_FILE_BYTES,
+    exact_errors: bool = True,
+) -> YamlDocument:
     """Parse `text` (named `path` in diagnostics); raise PolicyError listing every problem.
 
     The size cap applies here too, so callers holding text get the same protection as files;
     `max_bytes=None` lifts it for trusted local inputs (files a user imports from).  A JSON
-    document's source map is built only when it is first asked for.
+    document's source map is built only when it is first asked for.  `exact_errors=False`
+    keeps libyaml's wording of a syntax error instead of reading the text again with the slower
+    pure-Python parser (for callers that only want the source map).
     """
     size = len(text.encode("utf-8", "surrogatepass"))
     if max_bytes is not None and size > max_bytes:
@@ -426,13 +442,21 @@ def read_yaml(text: str, path: str, *, max_bytes: int | None = MAX_FILE_BYTES) -
     data = as_json(text, MAX_DEPTH)
     if data is not None:
         return YamlDocument(data, source)
-    return _read_events(source)
+    return _read_events(source, exact_errors=exact_errors)
 
 
-def _read_events(source: SourceFile) -> YamlDocument:
+def _read_events(source: SourceFile, *, exact_errors: bool = True) -> YamlDocument:
     """The YAML reader proper: data and source map from PyYAML's event stream."""
     builder = _Builder(source)
-    builder.run()
+    if _FAST_LOADER is not None:
+        builder.run(_FAST_LOADER)
+        if builder.diagnostics and exact_errors:
+            # libyaml words syntax errors differently; diagnostics are PyYAML's, documented and
+            # tested verbatim, so a file with problems is read again by the pure-Python parser.
+            builder = _Builder(source)
+            builder.run()
+    else:
+        builder.run()
     if builder.diagnostics:
         raise PolicyError(diagnostics=builder.diagnostics)
     spans = SourceMap(source, builder.lines, builder.values, builder.keys, builder.scalars)

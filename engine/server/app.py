@@ -42,6 +42,8 @@ from engine.server.comparison import comparison_backend
 from engine.server.config import ServerConfig
 from engine.server.decisions import Decision, DecisionCache, DecisionLog, utc_now, utc_text
 from engine.server.inputs import check_compare_request, check_quote_request, trace_option
+from engine.server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from engine.server.metrics import Metrics
 from engine.server.openapi import openapi_bytes, schema_bytes
 from engine.server.policies import PolicySet, PolicyStore
 from engine.server.policy_json import policy_detail, policy_summary
@@ -90,10 +92,12 @@ class Application:
         *,
         decision_log: DecisionLog | None = None,
         on_reload: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.decision_log = decision_log
+        self.metrics = metrics if metrics is not None else Metrics.disabled()
         self.cache = DecisionCache(config.cache_entries)
         self.on_reload = on_reload  # told after a successful reload (workers: the supervisor)
         self.started = utc_now()
@@ -102,8 +106,9 @@ class Application:
     # -- dispatch ---------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         decision: Decision | None = None
+        params: dict[str, Any] = {}
         try:
-            route, params = self._match(request)
+            route, params = self.match(request)
             if route.decision is not None:
                 decision = Decision(route.decision)
                 params["decision"] = decision
@@ -116,20 +121,54 @@ class Application:
         except ConnectionLost:
             raise
         except Exception:
-            log.exception("internal error answering %s %s", request.method, request.path)
-            response = self.problem_response(
-                Problem(
-                    500,
-                    "the server failed to answer this request; the error is logged",
-                    title="Internal error",
-                ),
-                request.path,
-            )
+            response = self._internal_error(request, decision, params.get("policy_id"))
         if decision is not None:
-            self._log_decision(decision, response)
+            response = self._log_decision(decision, response, request.path)
         return response
 
-    def _match(self, request: Request) -> tuple[Route, dict[str, Any]]:
+    def refuse(self, request: Request, route: Route, problem: Problem) -> Response:
+        """The answer to a request refused before its body was read (413, 415, 408): still a
+        decision for the log when the route decides."""
+        response = self.problem_response(problem, request.path)
+        if route.decision is None:
+            return response
+        decision = Decision(route.decision)
+        policy_id = route.pattern.match(request.path)
+        if policy_id is not None and "policy_id" in route.pattern.groupindex:
+            found = self.store.current.get(unquote(policy_id.group("policy_id")))
+            if found is not None:
+                decision.use(found)
+        return self._log_decision(decision, response, request.path)
+
+    def _internal_error(
+        self, request: Request, decision: Decision | None, policy_id: str | None
+    ) -> Response:
+        """A bug: the traceback goes to the log with the policy's id and digest, the client
+        gets a 500 problem without either."""
+        digest = decision.policy_digest if decision is not None else None
+        if decision is not None and decision.policy_id is not None:
+            policy_id = decision.policy_id
+        if digest is None and policy_id is not None:
+            found = self.store.current.get(policy_id)
+            digest = found.digest if found is not None else None
+        log.exception(
+            "internal error answering %s %s (policy %s, digest %s)",
+            request.method,
+            request.path,
+            policy_id or "-",
+            digest or "-",
+        )
+        return self.problem_response(
+            Problem(
+                500,
+                "the server failed to answer this request; the error is logged",
+                title="Internal error",
+            ),
+            request.path,
+        )
+
+    def match(self, request: Request) -> tuple[Route, dict[str, Any]]:
+        """The route of a request and its path parameters; a 404 or 405 Problem otherwise."""
         for route in ROUTES:
             found = route.pattern.match(request.path)
             if found is None:
@@ -181,12 +220,13 @@ class Application:
             close=problem.close,
         )
 
-    def _log_decision(self, decision: Decision, response: Response) -> None:
+    def _log_decision(self, decision: Decision, response: Response, instance: str) -> Response:
         response.headers.append(("Liqpolicy-Decision-Id", decision.id))
         if decision.policy_digest is not None:
             response.headers.append(("Liqpolicy-Policy-Digest", decision.policy_digest))
+        self.metrics.decision(decision.endpoint, response.status, cached=decision.cached)
         if self.decision_log is None:
-            return
+            return response
         ok = response.status < 400
         error = None if ok else json.loads(response.body)
         try:
@@ -200,13 +240,36 @@ class Application:
                 duration_ms=(perf_counter() - decision.started) * 1000,
                 input_json=decision.input_text if decision.input_json else None,
                 input_text=None if decision.input_json else decision.input_text,
+                input_digest=decision.input_digest,
                 result_json=response.body.decode("utf-8") if ok else None,
                 error=error,
                 cached=decision.cached,
                 extra=decision.extra or None,
             )
         except OSError:
-            log.exception("cannot write the decision log %s", self.decision_log.path)
+            log.exception(
+                "cannot write the decision log %s (decision %s, policy %s, digest %s)",
+                self.decision_log.path,
+                decision.id,
+                decision.policy_id or "-",
+                decision.policy_digest or "-",
+            )
+            self.metrics.decision_log_failure()
+            if self.config.decision_log_required:
+                refusal = self.problem_response(
+                    Problem(
+                        503,
+                        "the decision could not be recorded in the decision log, so it is not "
+                        "given; the error is logged",
+                        title="Decision log unavailable",
+                        kind="decision-log-unavailable",
+                        headers={"Retry-After": "5"},
+                    ),
+                    instance,
+                )
+                refusal.headers.append(("Liqpolicy-Decision-Id", decision.id))
+                return refusal
+        return response
 
     # -- lookups ----------------------------------------------------------------------------------
     def _policy(
@@ -253,6 +316,11 @@ class Application:
                 }
             ),
         )
+
+    def metrics_text(self, request: Request) -> Response:
+        if not self.metrics.enabled:
+            raise Problem(404, "metrics are off in this server", title="Not found")
+        return Response(200, self.metrics.exposition(), METRICS_CONTENT_TYPE)
 
     def openapi(self, request: Request) -> Response:
         return Response(200, openapi_bytes())
@@ -427,6 +495,7 @@ class Application:
             "loaded_at": current.loaded_at,
             "policies": [policy_summary(p) for p in current],
         }
+        self.metrics.reload(ok=outcome.ok)
         if not outcome.ok:
             log.warning(
                 "reload failed, still serving the policies loaded at %s: %s",
@@ -461,6 +530,7 @@ class Application:
     def reload_from_signal(self) -> None:
         """SIGHUP: reload, and log the outcome (there is nobody to answer)."""
         outcome = self.store.reload()
+        self.metrics.reload(ok=outcome.ok)
         if outcome.ok:
             self.cache.clear()
             log.info(

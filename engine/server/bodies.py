@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from engine.audit import sha256_text
 from engine.errors import EngineError, EvaluationError, PolicyError
 from engine.json_exact import DuplicateKeyError, NonNumberError, loads_exact
 from engine.mechanics.accounts import parse_account
@@ -42,7 +43,7 @@ def relocated(
     the diagnostics stay unlocated (path `<request>`, no line).
     """
     try:
-        document = read_yaml(text, BODY_PATH)
+        document = read_yaml(text, BODY_PATH, exact_errors=False)
     except Exception:  # locating is a courtesy; never fail the answer over it
         return compute(None)
     located = compute(document.spans)
@@ -55,9 +56,9 @@ def json_body(request: Request, decision: Decision | None = None) -> tuple[Any, 
     return parse_json(text, decision), text
 
 
-def body_text(request: Request, decision: Decision | None = None) -> str:
-    """The body as text, after the media type and size checks (415, 413, 400 not UTF-8)."""
-    content_type = request.headers.get("Content-Type")
+def check_media_type(content_type: str | None) -> None:
+    """415 unless the body is declared as JSON (`application/json`, `application/*+json`) in
+    UTF-8; checked before the body is read."""
     if content_type is None:
         raise Problem(
             415,
@@ -81,7 +82,14 @@ def body_text(request: Request, decision: Decision | None = None) -> str:
             "utf8",
         ):
             raise Problem(415, f"unsupported charset '{value.strip()}'; JSON is UTF-8")
+
+
+def body_text(request: Request, decision: Decision | None = None) -> str:
+    """The body as text, after the media type and size checks (415, 413, 400 not UTF-8)."""
+    check_media_type(request.headers.get("Content-Type"))
     raw = request.read_body()
+    if decision is not None:
+        decision.input_digest = sha256_text(raw)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

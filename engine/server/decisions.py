@@ -1,10 +1,9 @@
 """The decision log (JSON lines for audits) and the cache of recent decisions.
 
-Decision log: one line per decision request (evaluate, liquidation-price, compare), answered or
+Decision log: one entry per decision request (evaluate, liquidation-price, compare), answered or
 refused: decision id (uuid4), time (UTC), endpoint, policy id and digest, the input exactly as
-sent, the result or the problem, HTTP status and duration.  Each line is written with a single
-`write(2)` on a file opened with `O_APPEND`, so lines from threads and from worker processes
-sharing the file never interleave.
+sent and its digest, the result or the problem, HTTP status and duration; hash-chained
+(:mod:`engine.audit`), so an edited, deleted or reordered entry shows.
 
 Decision cache: the engine is deterministic (a loaded policy is immutable, evaluation depends only
 on the policy and the input), so the answer to the same bytes under the same policy digest is the
@@ -18,7 +17,6 @@ Decision: what the log records about one request, filled in by its handler as it
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from engine.audit import AuditLog, FsyncPolicy
 from engine.policy.model import Policy
 
 MAX_CACHED_BODY = 64 * 1024  # larger answers (long traces) are not kept
@@ -64,6 +63,7 @@ class Decision:
     policy_digest: str | None = None
     input_text: str | None = None
     input_json: bool = False  # input_text is valid JSON (spliced as is into the log line)
+    input_digest: str | None = None  # sha256 of the body's bytes as received
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,13 +77,12 @@ def one_line_json(text: str) -> str:
 
 
 class DecisionLog:
-    """Appends decision records to a file, one JSON object per line."""
+    """Appends decision records to a hash-chained audit log (:mod:`engine.audit`), one JSON
+    object per line."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, fsync: FsyncPolicy = "interval") -> None:
         self.path = Path(path)
-        # O_APPEND: every write lands at the end, atomically, even from other processes.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        self._lock = threading.Lock()
+        self._log = AuditLog(self.path, fsync=fsync)
 
     def write(
         self,
@@ -97,27 +96,31 @@ class DecisionLog:
         duration_ms: float,
         input_json: str | None,
         input_text: str | None,
+        input_digest: str | None,
         result_json: str | None,
         error: dict[str, Any] | None,
         cached: bool,
         extra: dict[str, Any] | None = None,
-    ) -> None:
-        """One line; `input_json` and `result_json` are JSON texts spliced in as they are.
+    ) -> str:
+        """One entry; `input_json` and `result_json` are JSON texts spliced in as they are.
+        Returns the entry's hash.  Raises OSError when it cannot be written.
 
         Splicing keeps the input exactly as the client wrote it (numbers are not re-formatted)
         and avoids serializing the result twice.
         """
         head = {
+            "kind": "decision",
             "decision_id": decision_id,
             "time": time,
             "endpoint": endpoint,
             "policy": {"id": policy_id, "digest": policy_digest},
+            "input_digest": input_digest,
             "status": status,
             "duration_ms": round(duration_ms, 3),
             "cached": cached,
             **(extra or {}),
         }
-        parts = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))[:-1]]
+        parts = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))[1:-1]]
         if input_json is not None:
             parts.append(',"input":' + one_line_json(input_json))
         else:
@@ -127,18 +130,10 @@ class DecisionLog:
         else:
             parts.append(',"result":null')
         parts.append(',"error":' + json.dumps(error, ensure_ascii=False, separators=(",", ":")))
-        data = ("".join(parts) + "}\n").encode("utf-8")
-        with self._lock:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+        return self._log.append("".join(parts))
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+        self._log.close()
 
 
 class DecisionCache:

@@ -17,14 +17,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import jsonschema
-from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from engine.policy.packaged import load_schema, schemas_dir
-from engine.policy.schema import _diagnostic, _leaf_errors, is_integer
+from engine.policy.schema import SchemaValidator, _diagnostic, _leaf_errors
 from engine.source import Diagnostic, Span
 
 OPENAPI_FILE = "openapi.json"
@@ -55,12 +53,6 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # untyped module
-    Draft202012Validator,
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer),
-)
-
-
 @functools.cache
 def registry() -> Registry[Any]:
     """The OpenAPI document and the schemas it references, each at the URI it expects.
@@ -85,7 +77,7 @@ def component_ref(name: str) -> str:
 @functools.cache
 def validator(name: str) -> Any:
     """A validator for one schema of `components/schemas` (cached; validators are thread-safe)."""
-    return _Validator({"$ref": component_ref(name)}, registry=registry(), format_checker=None)
+    return SchemaValidator({"$ref": component_ref(name)}, registry=registry(), format_checker=None)
 
 
 def schema_errors(name: str, data: Any) -> list[ValidationError]:

@@ -17,6 +17,8 @@ class Route:
     methods: Mapping[str, str]  # HTTP method -> Application method name
     query: frozenset[str] = frozenset()  # allowed query parameters
     decision: str | None = None  # the endpoint's name in the decision log
+    template: str = ""  # the path as documented, `/v1/policies/{policy_id}` (metrics label)
+    blocking: bool = False  # long work (a comparison, a reload): answered off the event loop
 
     def allowed(self) -> list[str]:
         """The methods to name in a 405's `Allow` header: HEAD wherever GET is."""
@@ -32,13 +34,15 @@ def _route(
     *,
     query: frozenset[str] = frozenset(),
     decision: str | None = None,
+    blocking: bool = False,
 ) -> Route:
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return Route(re.compile(f"^{regex}$"), methods, query, decision)
+    return Route(re.compile(f"^{regex}$"), methods, query, decision, template, blocking)
 
 
 ROUTES: tuple[Route, ...] = (
     _route("/healthz", {"GET": "health"}),
+    _route("/metrics", {"GET": "metrics_text"}),
     _route("/openapi.json", {"GET": "openapi"}),
     _route("/account.schema.json", {"GET": "account_schema"}),
     _route("/book.schema.json", {"GET": "book_schema"}),
@@ -55,6 +59,6 @@ ROUTES: tuple[Route, ...] = (
         {"POST": "liquidation_price"},
         decision="liquidation-price",
     ),
-    _route("/v1/compare", {"POST": "compare"}, decision="compare"),
-    _route("/v1/reload", {"POST": "reload"}),
+    _route("/v1/compare", {"POST": "compare"}, decision="compare", blocking=True),
+    _route("/v1/reload", {"POST": "reload"}, blocking=True),
 )

@@ -1,8 +1,10 @@
 """Value paths such as `tables.*.rows[*].maintenance_margin_rate`: parse, match, rewrite.
 
 A path names values inside plain data (the merged data of a policy, or a scenario's): keys
-joined by dots, list items as `[n]`, `*` for every key of a mapping and `[*]` for every item of a
-list.  A key holding a dot, a bracket, a quote or a star is written in double quotes (`"a.b"`).
+joined by dots, list items as `[n]`, `*` for every key of a mapping, `{a,b}` for several keys
+(a rate and the amount that follows from it, scaled together) and `[*]` for every item of a
+list.  A key holding a dot, a bracket, a brace, a comma, a quote or a star is written in double
+quotes (`"a.b"`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from engine.policy.yaml_reader import Pointer
 ANY: Final = "*"  # a wildcard segment: every key of a mapping, or every item of a list
 
 _TOKEN = re.compile(
-    r'(?P<quoted>"(?:[^"\\]|\\.)*")|\[(?P<index>\d+|\*)\]|(?P<plain>[^.\[\]"*]+)|(?P<star>\*)|(?P<dot>\.)'
+    r'(?P<quoted>"(?:[^"\\]|\\.)*")|\[(?P<index>\d+|\*)\]|\{(?P<choice>[^{}"]*)\}'
+    r'|(?P<plain>[^.\[\]{}"*]+)|(?P<star>\*)|(?P<dot>\.)'
 )
 
 
@@ -28,19 +31,23 @@ class PathSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """One step of a path: a key, a list index, or a wildcard over keys or items."""
+    """One step of a path: a key, a list index, a wildcard over keys or items, or a choice of
+    keys (`choices`, written `{a,b}`, a wildcard over those keys only)."""
 
     key: str | int
     wildcard: bool = False
     in_list: bool = False  # written as [...]
+    choices: tuple[str, ...] = ()
 
     def text(self) -> str:
+        if self.choices:
+            return "{" + ",".join(self.choices) + "}"
         if self.in_list:
             return f"[{ANY if self.wildcard else self.key}]"
         if self.wildcard:
             return ANY
         key = str(self.key)
-        return key if re.fullmatch(r'[^.\[\]"*]+', key) else '"' + key.replace('"', '\\"') + '"'
+        return key if re.fullmatch(r'[^.\[\]{}",*]+', key) else '"' + key.replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,14 @@ def parse_path(text: str) -> ValuePath:
                 raise PathSyntaxError(f"a dot is missing before character {position + 1}")
             if kind == "star":
                 segments.append(Segment(ANY, wildcard=True))
+            elif kind == "choice":
+                keys = tuple(k.strip() for k in match.group("choice").split(","))
+                if len(keys) < 2 or not all(keys) or len(set(keys)) != len(keys):
+                    raise PathSyntaxError(
+                        f"'{{...}}' at character {position + 1} needs two or more different"
+                        " keys, separated by commas"
+                    )
+                segments.append(Segment(ANY, wildcard=True, choices=keys))
             elif kind == "quoted":
                 raw = match.group("quoted")[1:-1]
                 segments.append(Segment(re.sub(r"\\(.)", r"\1", raw)))
@@ -129,7 +144,8 @@ def _walk(node: Any, segments: tuple[Segment, ...], at: Pointer) -> Iterator[Poi
         return
     if head.wildcard:
         for key, value in node.items():
-            yield from _walk(value, rest, (*at, key))
+            if not head.choices or key in head.choices:
+                yield from _walk(value, rest, (*at, key))
     elif head.key in node:
         yield from _walk(node[head.key], rest, (*at, head.key))
 

@@ -93,12 +93,17 @@ def _read_scenario(scenario: Input) -> _Base:
     return _Base(None if problems else data, chain, tuple(problems))
 
 
-def _extends(policy: Input, child_folder: Path) -> str:
-    """How a generated child names its parent: the shipped id, or a path relative to the child."""
+def _extends(policy: Input, child_folder: Path) -> str | None:
+    """How a generated child names its parent: the shipped id, a path below the child's folder,
+    or None when the parent lies elsewhere (a policy may not extend it, E431: the child is
+    written whole)."""
     shipped = policies_dir().resolve()
     if policy.path.resolve().parent == shipped and "/" not in policy.reference:
         return policy.path.stem
-    return os.path.relpath(policy.path.resolve(), child_folder.resolve()).replace(os.sep, "/")
+    relative = os.path.relpath(policy.path.resolve(), child_folder.resolve())
+    if relative.startswith(os.pardir) or os.path.isabs(relative):
+        return None
+    return relative.replace(os.sep, "/")
 
 
 class _Planner:
@@ -131,12 +136,13 @@ class _Planner:
             child_id = f"{parent_id}-sweep-{number:03d}"
             relative = f"{POLICY_FOLDER}/{child_id}.yaml"
             folder = self.output_dir / POLICY_FOLDER
+            extends = _extends(policy, folder)
             try:
                 text = policy_child(
                     base.data,
                     applied,
                     child_id=child_id,
-                    extends=_extends(policy, folder),
+                    extends=extends,
                     parent_name=parent_id,
                     origin=self.origin,
                 )
@@ -145,6 +151,8 @@ class _Planner:
             else:
                 self.files[relative] = text
                 chain = ((str(self.output_dir / relative), text), *base.chain)
+                if extends is None:
+                    chain = chain[:1]
                 self.children[key] = (child_id, chain, relative)
         return self.children[key]
 

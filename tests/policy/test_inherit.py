@@ -184,10 +184,54 @@ def test_extends_child_and_parent_digests_differ(tmp_path):
     assert child(tmp_path, "id: child\ntitle: Child\n").digest != parent.digest
 
 
-def test_extends_relative_path_in_other_folder(tmp_path):
+def test_extends_relative_path_in_a_folder_below(tmp_path):
     write(tmp_path / "base", "parent.yaml", PARENT)
-    path = write(tmp_path / "mine", "child.yaml", "extends: ../base/parent.yaml\nid: c\ntitle: C\n")
+    path = write(tmp_path, "child.yaml", "extends: base/parent.yaml\nid: c\ntitle: C\n")
     assert set(load_policy(path).definitions) == {"notional", "margin"}
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        # issue 14, cause 5: any file on the machine was accepted as a parent
+        ("../../../../etc/passwd", "is neither a policy id nor a .yaml file"),
+        ("../base/parent.yaml", "is outside the folder of the policy being loaded"),
+        ("/etc/parent.yaml", "is outside the folder of the policy being loaded"),
+        ("PARENT", "is neither a policy id nor a .yaml file"),
+    ],
+)
+def test_extends_refuses_files_outside_the_policy_folder(tmp_path, reference, message):
+    write(tmp_path / "base", "parent.yaml", PARENT)
+    path = write(tmp_path / "mine", "child.yaml", f"extends: {reference}\nid: c\ntitle: C\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "E431"
+    assert message in diagnostic.message
+    assert (diagnostic.span.line, diagnostic.span.column) == (1, 10)
+
+
+def test_extends_refuses_a_link_leaving_the_folder(tmp_path):
+    """A symbolic link inside the folder does not make a file outside it a parent."""
+    write(tmp_path / "base", "parent.yaml", PARENT)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "parent.yaml").symlink_to(tmp_path / "base" / "parent.yaml")
+    path = write(tmp_path / "mine", "child.yaml", "extends: parent.yaml\nid: c\ntitle: C\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert [d.code for d in caught.value.diagnostics] == ["E431"]
+
+
+@pytest.mark.parametrize("parent", ["- a\n- b\n", "just text\n", "", "# only a comment\n"])
+def test_extends_refuses_a_parent_that_is_not_a_mapping(tmp_path, parent):
+    """Issue 14, cause 5: such a parent was silently dropped and the child loaded alone."""
+    write(tmp_path, "parent.yaml", parent)
+    path = write(tmp_path, "child.yaml", "extends: parent.yaml\nid: c\ntitle: C\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "E432"
+    assert diagnostic.span is not None and diagnostic.span.path == str(path)
 
 
 def test_extends_grandparent_chain_merges_in_order(tmp_path):

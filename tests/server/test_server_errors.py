@@ -244,13 +244,19 @@ def test_unknown_route(client, path):
         ("POST", "/healthz", "GET, HEAD"),
         ("GET", "/v1/reload", "POST"),
         ("PATCH", "/v1/compare", "POST"),
-        ("BREW", "/healthz", "GET, HEAD"),
     ],
 )
 def test_wrong_method(client, method, path, allow):
     reply = client.request(method, path)
     assert_problem(reply, 405)
     assert reply.headers["allow"] == allow
+
+
+def test_a_method_http_does_not_define_is_a_malformed_request(small):
+    """The HTTP parser (llhttp) knows the registered methods only: 400, as a problem."""
+    status, problem = _status_and_body(_raw_exchange(small.port, b"BREW /healthz HTTP/1.1\r\n\r\n"))
+    assert status == 400
+    assert problem["type"] == "/problems/malformed-request"
 
 
 # -- 413 ------------------------------------------------------------------------------------------
@@ -297,8 +303,19 @@ def test_oversized_body_from_content_length(small, alice):
         connection.close()
     assert response.status == 413
     assert response.getheader("Content-Type") == PROBLEM
-    assert response.getheader("Connection") == "close"
     assert payload["limit"] == 1000
+
+
+def test_a_refused_body_is_drained_then_the_connection_closed(small):
+    """Closing at once, with the body still arriving, could reset the connection before the
+    client reads its 413: the server discards the rest, then closes (the read ends at EOF)."""
+    body = b'{"x": "' + b"a" * 5000 + b'"}'
+    head = (
+        f"POST {EVALUATE} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    status, problem = _status_and_body(_raw_exchange(small.port, head + body, read_timeout=10))
+    assert (status, problem["limit"]) == (413, 1000)
 
 
 def test_oversized_body_of_megabytes(small):

@@ -38,6 +38,13 @@ D = Decimal
 TOY = Path(__file__).parent / "policies" / "toy-linear.yaml"
 
 
+def beside(parent: Path, folder: Path) -> str:
+    """Copy `parent` into `folder` and return its file name, for a child written there to
+    extend: policies may only extend parents in their own folder (E431)."""
+    (folder / parent.name).write_text(parent.read_text(encoding="utf-8"), encoding="utf-8")
+    return parent.name
+
+
 @functools.cache
 def toy() -> Policy:
     return load_policy(TOY)
@@ -166,7 +173,7 @@ def test_after_market_sale_deleverages_no_more_than_the_contracts_taken_over(tmp
     give up all 5.)"""
     after = tmp_path / "after.yaml"
     after.write_text(
-        f"id: toy-after\ntitle: toy after\nextends: {TOY}\n"
+        f"id: toy-after\ntitle: toy after\nextends: {beside(TOY, tmp_path)}\n"
         "waterfall:\n  adl: {ranking: unrealized_pnl, mode: after_market_sale}\n",
         encoding="utf-8",
     )
@@ -317,7 +324,7 @@ def test_after_market_sale_does_not_count_the_solvent_orders_contracts(tmp_path)
     """
     variant = tmp_path / "toy-reduce-after.yaml"
     variant.write_text(
-        f"id: toy-reduce-after\ntitle: toy reduce after\nextends: {TOY}\n"
+        f"id: toy-reduce-after\ntitle: toy reduce after\nextends: {beside(TOY, tmp_path)}\n"
         "liquidation:\n"
         "  steps:\n"
         "    - {name: reduce half, kind: reduce, quantity: position.size / 2}\n"

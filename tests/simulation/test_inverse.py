@@ -43,6 +43,15 @@ from engine.simulation.simulate import simulate
 D = Decimal
 HERE = Path(__file__).parent
 TOY = HERE / "policies" / "toy-inverse.yaml"
+
+
+def beside(parent: Path, folder: Path) -> str:
+    """Copy `parent` into `folder` and return its file name, for a child written there to
+    extend: policies may only extend parents in their own folder (E431)."""
+    (folder / parent.name).write_text(parent.read_text(encoding="utf-8"), encoding="utf-8")
+    return parent.name
+
+
 ROOT = HERE.parents[1]
 
 
@@ -167,9 +176,10 @@ def test_a_linear_book_position_under_an_inverse_market_is_refused():
 @pytest.fixture(scope="module")
 def two_currencies(tmp_path_factory: pytest.TempPathFactory) -> Policy:
     """The toy with a linear USDT market beside the inverse one."""
-    path = tmp_path_factory.mktemp("mixed") / "mixed.yaml"
+    folder = tmp_path_factory.mktemp("mixed")
+    path = folder / "mixed.yaml"
     path.write_text(
-        f"id: toy-mixed\ntitle: toy mixed\nextends: {TOY}\n"
+        f"id: toy-mixed\ntitle: toy mixed\nextends: {beside(TOY, folder)}\n"
         "markets:\n  BTCUSDT: {kind: linear, instrument: BTC/USDT, contract_size: 1, "
         "tick_size: 0.1, assumption: made up}\n",
         encoding="utf-8",
@@ -237,7 +247,7 @@ def test_coin_margined_demo_through_compare_reports_in_the_coin(capsys, tmp_path
     """The done-when run: the coin-margined demo book through the 2021 crash, two policies."""
     after = tmp_path / "toy-inverse-after.yaml"
     after.write_text(
-        f"id: toy-inverse-after\ntitle: toy inverse, ADL after the sale\nextends: {TOY}\n"
+        f"id: toy-inverse-after\ntitle: toy inverse, ADL after the sale\nextends: {beside(TOY, tmp_path)}\n"
         "waterfall:\n  adl: {ranking: unrealized_pnl, mode: after_market_sale}\n",
         encoding="utf-8",
     )
@@ -276,7 +286,7 @@ def test_a_shared_coin_pool_never_takes_a_quote_sized_shared_balance(tmp_path):
 
     shared = tmp_path / "toy-inverse-shared.yaml"
     shared.write_text(
-        f"id: toy-inverse-shared\ntitle: toy inverse, shared fund\nextends: {TOY}\n"
+        f"id: toy-inverse-shared\ntitle: toy inverse, shared fund\nextends: {beside(TOY, tmp_path)}\n"
         "waterfall:\n  insurance_fund: {pool: shared}\n",
         encoding="utf-8",
     )

@@ -42,15 +42,16 @@ def planned(folder: Path, parameters: str, **kwargs: str):
 
 
 def test_scaling_a_table_column_writes_a_child_that_loads_alone(tmp_path: Path):
-    """binance-usdm's BTCUSDT brackets 1-3 have maintenance rates 0.4 %, 0.5 %, 0.65 %; scaled
-    by 1.2 they are 0.48 %, 0.6 %, 0.78 %.  Nothing else changes: ETHUSDT's table, the
-    maintenance amounts, the markets."""
+    """binance-usdm's BTCUSDT brackets 1-3 have maintenance rates 0.4 %, 0.5 %, 0.65 % and
+    maintenance amounts 0, 50, 950; scaled by 1.2 they are 0.48 %, 0.6 %, 0.78 % and 0, 60, 1140
+    (each amount is a sum of min_notional x rate rises, so it scales with the rates and the
+    child passes E426).  Nothing else changes: ETHUSDT's table, the markets."""
     plan = planned(
         tmp_path,
         """\
         - name: mmr
           operation: scale
-          policy: tables.btcusdt_brackets.rows[*].maintenance_margin_rate
+          policy: tables.btcusdt_brackets.rows[*].{maintenance_margin_rate,maintenance_amount}
           values: [1.2]
         """,
     )
@@ -59,20 +60,21 @@ def test_scaling_a_table_column_writes_a_child_that_loads_alone(tmp_path: Path):
     assert cell.identity["policy_id"] == "binance-usdm-sweep-001"
     child = load_policy(tmp_path / "out" / cell.identity["policy_file"])
     parent = load_policy("binance-usdm")
-    rates = [
-        row["maintenance_margin_rate"] for row in child.data["tables"]["btcusdt_brackets"]["rows"]
-    ]
+    rates = [row["maintenance_margin_rate"] for row in child.tables["btcusdt_brackets"].rows]
     assert rates[:3] == [Decimal("0.0048"), Decimal("0.006"), Decimal("0.0078")]
-    old = parent.data["tables"]["btcusdt_brackets"]["rows"]
+    old = parent.tables["btcusdt_brackets"].rows
     assert len(rates) == len(old)
-    assert [r["maintenance_amount"] for r in child.data["tables"]["btcusdt_brackets"]["rows"]] == [
-        r["maintenance_amount"] for r in old
-    ]
-    assert child.data["tables"]["ethusdt_brackets"] == parent.data["tables"]["ethusdt_brackets"]
+    amounts = [r["maintenance_amount"] for r in child.tables["btcusdt_brackets"].rows]
+    assert amounts[:3] == [Decimal("0"), Decimal("60"), Decimal("1140")]
+    assert amounts == [r["maintenance_amount"] * Decimal("1.2") for r in old]
+    assert list(child.tables["ethusdt_brackets"].rows) == list(
+        parent.tables["ethusdt_brackets"].rows
+    )
     assert child.data["markets"] == parent.data["markets"]
     assert child.extends == "binance-usdm" and child.digest != parent.digest
     assert child.title.endswith(
-        "(what-if: tables.btcusdt_brackets.rows[*].maintenance_margin_rate x1.2)"
+        "(what-if: tables.btcusdt_brackets.rows[*].{maintenance_margin_rate,maintenance_amount}"
+        " x1.2)"
     )
     # the task carries the very texts of the child and its parent
     assert cell.task is not None
@@ -83,7 +85,9 @@ def test_scaling_a_table_column_writes_a_child_that_loads_alone(tmp_path: Path):
 
 
 def test_setting_one_market_parameter_and_a_parent_given_as_a_file(tmp_path: Path):
-    """A parent named by path is extended by a path relative to the generated child."""
+    """A parent named by a path outside the output folder may not be extended (E431): the
+    generated child is written whole, the parent's data with the one value changed, and loads
+    on its own."""
     own = tmp_path / "venue.yaml"
     own.write_text(
         Path(load_policy("binance-usdm").path).read_text(encoding="utf-8"), encoding="utf-8"
@@ -99,7 +103,15 @@ def test_setting_one_market_parameter_and_a_parent_given_as_a_file(tmp_path: Pat
     )
     first, second = plan.cells
     child = load_policy(tmp_path / "out" / second.identity["policy_file"])
-    assert child.extends == "../../venue.yaml"
+    assert child.extends is None
+    assert "extends" not in child.data and "include" not in child.data
+    parent = load_policy(own)
+    assert {n: list(t.rows) for n, t in child.tables.items()} == {
+        n: list(t.rows) for n, t in parent.tables.items()
+    }
+    assert child.data["waterfall"] == parent.data["waterfall"]
+    assert child.data["liquidation"] == parent.data["liquidation"]
+    assert len(second.task.policy) == 1  # the child alone travels with the task
     assert child.markets["BTCUSDT"].parameters["clearance_fee_rate"] == Decimal("0.006")
     assert child.markets["ETHUSDT"].parameters["clearance_fee_rate"] == Decimal("0.005")
     assert first.identity["policy_file"] != second.identity["policy_file"]
