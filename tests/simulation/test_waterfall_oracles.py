@@ -12,6 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from engine.policy.load import load_policy
 from engine.policy.model import Policy
 from engine.simulation.model import (
@@ -148,3 +150,71 @@ def test_a_periodic_charge_drains_an_isolated_margin_into_liquidation(tmp_path):
     assert result.pools["shared"]["end"] == 30
     assert result.fates["b"].end_equity == 0 and result.fates["b"].first_liquidation_time == 120
     assert result.conservation_error == 0
+
+
+def counterparty(account_id: str, quantity: str) -> BookAccount:
+    """A cross short at 1,000 with a 10,000 wallet: +120 per contract at a mark of 880."""
+    position = BookPosition("TOY/USD", "short", D(quantity), D(1000), "cross", D(10))
+    return BookAccount(account_id, D(10_000), (position,))
+
+
+def test_a_clawback_is_capped_and_the_rest_written_off(tmp_path):
+    """The crash's claim of 1,200 with an empty fund goes to the clawback at the end. Profits
+    over the period (equity change from t = 0, when the mark was 1,000): C1 short 10 at 1,000
+    gained 10 × 120 = 1,200, C2 short 5 gained 600, total 1,800. The rate would be 1,200 / 1,800
+    = 2/3, capped at 50 %: C1 pays 600, C2 (the last payer) 300, collected 900 and the other
+    300 written off. B's equity fell: B pays nothing."""
+    policy = variant(
+        tmp_path,
+        "toy-clawback",
+        SOLD_AT_THE_FILL + "waterfall:\n"
+        "  order: [insurance_fund, clawback, write_off]\n"
+        "  clawback: {cap: 0.5, step: 0.01}\n",
+    )
+    book = Book((isolated_long("0", "1000"), counterparty("c1", "10"), counterparty("c2", "5")))
+    result = simulate(policy, book, path_of(("1000", "880"), "0"))
+    [clawback] = result.clawbacks
+    assert (clawback.uncovered, clawback.total_profit, clawback.rate) == (1200, 1800, D("0.5"))
+    assert (clawback.collected, clawback.written_off, clawback.payers) == (900, 300, 2)
+    assert result.fates["c1"].clawback_paid == 600 and result.fates["c2"].clawback_paid == 300
+    assert result.fates["b"].clawback_paid == 0
+    assert result.write_offs == 300
+    assert result.conservation_error == 0
+
+
+def test_after_market_sale_adl_rounds_contracts_up_and_takes_exactly_the_claim(tmp_path):
+    """`after_market_sale`, fund 1,070: it takes over B's 10 (settled at 900) and sells them at
+    880 − 100 = 780, a loss of 1,200 of which it bears its 1,070; 130 goes to ADL. C1 (short 10
+    at 1,000) gives up per contract its PnL at the mark (880) less at the ADL price (900): 20.
+    130 / 20 = 6.5 contracts, rounded up to the step: 7 closed, and exactly 130 taken."""
+    policy = variant(
+        tmp_path,
+        "toy-after-round",
+        "waterfall:\n  adl: {ranking: unrealized_pnl, mode: after_market_sale}\n",
+    )
+    book = Book((isolated_long("0", "1000"), counterparty("c1", "10")))
+    result = simulate(policy, book, path_of(("1000", "880"), "1070"))
+    fills = [(d.account_id, d.quantity, d.haircut, d.kind) for d in result.deleverages]
+    assert fills == [("c1", 7, 130, "after_sale")]
+    assert result.write_offs == 0 and result.pools["shared"]["end"] == 0
+    assert result.conservation_error == 0
+
+
+def test_a_leak_of_one_cent_is_refused(monkeypatch):
+    """A mechanic that pays the exchange 0.01 out of nowhere at every charge step: the
+    simulator must refuse to report (ConservationError, an internal error, not a user one)."""
+    from engine.errors import ConservationError, EngineError
+    from engine.simulation import simulate as simulate_module
+
+    original = simulate_module._Simulation.apply_charges
+
+    def leaky(self, time, funding):  # type: ignore[no-untyped-def]
+        original(self, time, funding)
+        self.ledger.fee_revenue += D("0.01")
+
+    monkeypatch.setattr(simulate_module._Simulation, "apply_charges", leaky)
+    book = Book((counterparty("c1", "1"),))
+    with pytest.raises(ConservationError) as raised:
+        simulate(load_policy(TOY), book, path_of(("1000", "990"), "0"))
+    assert not isinstance(raised.value, EngineError)
+    assert "0.01" in str(raised.value)
